@@ -1,0 +1,796 @@
+//! The commands, as a library: what `main` calls, and what a Rust service
+//! embedding pygrate calls. Each command reads the state once, plans, and
+//! only then (under the migration lock) changes anything.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::backend::{connect, Backend, Location, Settings};
+use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
+use crate::config::Config;
+use crate::error::{Error, FileError};
+use crate::executor::{lock, prepare, Event, Executor, Prepared};
+use crate::integrity;
+use crate::lint;
+use crate::parser::{parse, Migration};
+use crate::phase::Phase;
+use crate::planner::{current_checksums, Forward, Lanes, Scope};
+use crate::project::{Project, Target, VersionId};
+use crate::report;
+use crate::state::{now_utc, Actor, LogEntry, PhaseState, State, Status};
+
+/// How much to print, and in which form.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub json: bool,
+}
+
+impl Output {
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            println!("{text}");
+        }
+    }
+
+    fn json(&self, value: &serde_json::Value) {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+
+    fn warn(&self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+}
+
+/// Runs the command line; returns the exit code for success paths that are
+/// not errors (`check` failing is an error, exit 1).
+pub fn run(cli: &Cli) -> Result<u8, Error> {
+    let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json };
+    let root = cli.path.as_path();
+    match &cli.command {
+        Command::New { release, name } => new_version(root, release, name, cli.dry_run, &out),
+        Command::Ff(args) => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let phases = through(args);
+            ws.forward(&phases, args.to.as_deref(), true, &args.forward, cli.dry_run, &out)
+        }
+        Command::Add { target, forward } | Command::Simdrop { target, forward } | Command::Drop { target, forward } => {
+            let phase = match &cli.command {
+                Command::Add { .. } => Phase::Add,
+                Command::Simdrop { .. } => Phase::Simdrop,
+                _ => Phase::Drop,
+            };
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.forward(&[phase], target.as_deref(), false, forward, cli.dry_run, &out)
+        }
+        Command::RollbackAdd { target } | Command::RollbackSimdrop { target } => {
+            let phase = if matches!(cli.command, Command::RollbackAdd { .. }) { Phase::Add } else { Phase::Simdrop };
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.rollback(phase, target, cli.dry_run, &out)
+        }
+        Command::Plan(args) => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.forward(&through(args), args.to.as_deref(), true, &args.forward, true, &out)
+        }
+        Command::Status { target } => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.status(target.as_deref(), &out)
+        }
+        Command::Resolve { target, phase, resolution } => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.resolve(target, (*phase).into(), *resolution, cli.dry_run, &out)
+        }
+        Command::Baseline { target } => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.baseline(target, cli.dry_run, &out)
+        }
+        Command::Sum => {
+            let (project, migrations) = load(root, &out)?;
+            let path = integrity::write_sum(&project, &migrations)?;
+            out.line(&format!("wrote {}", project.display(&path).display()));
+            Ok(0)
+        }
+        Command::Check { offline: true } => {
+            // Files only: no config is read, no database is needed.
+            let (project, migrations) = load(root, &out)?;
+            let sum = integrity::check_sum(&project, &migrations)?;
+            report_check(&[], &sum, migrations.len(), &out)
+        }
+        Command::Check { offline: false } => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.check(&out)
+        }
+        Command::Rehash { target } => {
+            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            ws.rehash(target, cli.dry_run, &out)
+        }
+        Command::Lint { target, dialect } => run_lint(cli, target.as_deref(), dialect.as_deref(), &out),
+    }
+}
+
+fn through(args: &FfArgs) -> Vec<Phase> {
+    let last = args.through.map_or(Phase::Drop, Phase::from);
+    Phase::ALL.into_iter().filter(|p| *p <= last).collect()
+}
+
+/// A project with its files parsed and its database chosen.
+pub struct Workspace {
+    pub project: Project,
+    pub migrations: Vec<Migration>,
+    pub config: Config,
+    pub location: Location,
+    pub actor: Actor,
+}
+
+impl Workspace {
+    /// Reads the config and every version file; any format error stops here.
+    pub fn open(root: &Path, env: Option<&str>, conn: Option<&str>, out: &Output) -> Result<Workspace, Error> {
+        let config = Config::load(root, env)?;
+        if let (None, Some(error), Some(source)) = (conn, &config.connection_error, &config.source) {
+            return Err(Error::Config {
+                path: source.display().to_string(),
+                message: format!("`connection`: {error}"),
+            });
+        }
+        let url = conn
+            .map(str::to_string)
+            .or_else(|| config.connection.clone())
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "no database: set `connection` in {}/NAME.yaml, pass --conn URL, or set DATABASE_URL",
+                    root.join(crate::config::CONF_DIR).display()
+                ))
+            })?;
+        let location = Location::parse(&url, root)?;
+        let (project, migrations) = load(root, out)?;
+        Ok(Workspace { project, migrations, config, location, actor: Actor::current() })
+    }
+
+    fn settings(&self) -> Settings {
+        Settings::from_config(&self.config, self.actor.clone())
+    }
+
+    /// Connects; `write` false never creates a database file.
+    pub fn connect(&self, write: bool) -> Result<Box<dyn Backend>, Error> {
+        connect(&self.location, &self.settings(), write)
+    }
+
+    /// A SQLite database file that does not exist yet (created on first write).
+    fn database_file_missing(&self) -> bool {
+        matches!(&self.location, Location::SqliteFile(path) if !path.exists())
+    }
+
+    /// `ff` (`whole` true) or a phase command.
+    pub fn forward<'a>(
+        &'a self,
+        phases: &[Phase],
+        target: Option<&str>,
+        whole: bool,
+        args: &ForwardArgs,
+        dry_run: bool,
+        out: &Output,
+    ) -> Result<u8, Error> {
+        // Planning never creates a database: a refused or empty run leaves no file.
+        let mut backend = self.connect(false)?;
+        let dialect = backend.dialect();
+        let state = read_state(backend.as_mut())?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = target.map(|t| Target::resolve(t, lanes.ids())).transpose()?;
+        warn_drift(&lanes, out);
+        let scope = match (&target, whole) {
+            (t, true) => Scope::Through(t.as_ref()),
+            (Some(t), false) => Scope::Only(t),
+            (None, false) => Scope::Allowed,
+        };
+        let request = Forward { phases, scope, allow_out_of_order: args.allow_out_of_order };
+        let plan_of = |lanes: &Lanes<'a>| -> Result<(Vec<Prepared<'a>>, Vec<String>), Error> {
+            let plan = lanes.plan_forward(&request).map_err(Error::Refused)?;
+            let prepared = prepare(plan.steps, dialect)?;
+            if !args.allow_unsafe {
+                lint_gate(&prepared, dialect)?;
+            }
+            Ok((prepared, plan.notes))
+        };
+        // Planned without the lock first: "nothing to do" needs no lock, and a
+        // refusal or a format error is reported before waiting for one.
+        let (prepared, notes) = plan_of(&lanes)?;
+        if dry_run {
+            print_plan(&prepared, &notes, out);
+            return Ok(0);
+        }
+        if prepared.is_empty() {
+            nothing_to_do(&notes, out);
+            return Ok(0);
+        }
+        drop(prepared);
+        if self.database_file_missing() {
+            backend = self.connect(true)?;
+        }
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
+        // Another pygrate may have run while this one waited: plan again.
+        let state = read_state(&mut *guard)?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let (prepared, notes) = plan_of(&lanes)?;
+        if prepared.is_empty() {
+            nothing_to_do(&notes, out);
+            return Ok(0);
+        }
+        self.execute(&mut guard, &prepared, out)?;
+        for note in &notes {
+            out.line(&format!("note: {note}"));
+        }
+        Ok(0)
+    }
+
+    /// `rollback_add` / `rollback_simdrop`.
+    pub fn rollback<'a>(&'a self, phase: Phase, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+        let mut backend = self.connect(!dry_run)?;
+        let dialect = backend.dialect();
+        let state = read_state(backend.as_mut())?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = Target::resolve(target, lanes.ids())?;
+        warn_drift(&lanes, out);
+        let plan_of = |lanes: &Lanes<'a>| -> Result<(Vec<Prepared<'a>>, Vec<String>), Error> {
+            let plan = lanes.plan_rollback(phase, &target).map_err(Error::Refused)?;
+            Ok((prepare(plan.steps, dialect)?, plan.notes))
+        };
+        let (prepared, notes) = plan_of(&lanes)?;
+        if dry_run {
+            print_plan(&prepared, &notes, out);
+            return Ok(0);
+        }
+        if prepared.is_empty() {
+            nothing_to_do(&notes, out);
+            return Ok(0);
+        }
+        drop(prepared);
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
+        let state = read_state(&mut *guard)?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let (prepared, notes) = plan_of(&lanes)?;
+        self.execute(&mut guard, &prepared, out)?;
+        if prepared.is_empty() {
+            nothing_to_do(&notes, out);
+        }
+        Ok(0)
+    }
+
+    fn execute(
+        &self,
+        guard: &mut crate::executor::LockGuard<'_>,
+        prepared: &[Prepared<'_>],
+        out: &Output,
+    ) -> Result<(), Error> {
+        let mut executor = Executor {
+            backend: guard,
+            actor: &self.actor,
+            lock_retries: self.config.lock_retries,
+            retry_pause: std::time::Duration::from_millis(250),
+        };
+        executor.run(prepared, &mut |event| print_event(out, &event))
+    }
+
+    /// `status [TARGET]`.
+    pub fn status(&self, target: Option<&str>, out: &Output) -> Result<u8, Error> {
+        let mut backend = self.connect(false)?;
+        let state = read_state(backend.as_mut())?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = target.map(|t| Target::resolve(t, lanes.ids())).transpose()?;
+        let problems = lanes.problems();
+        if out.json {
+            out.json(&report::status_json(&lanes, &problems, target.as_ref()));
+        } else {
+            print!("{}", report::status_text(&lanes, &problems, target.as_ref()));
+        }
+        Ok(0)
+    }
+
+    /// `check`: the database's state against the files, and the files
+    /// against `pygrate.sum` when there is one.
+    pub fn check(&self, out: &Output) -> Result<u8, Error> {
+        let mut backend = self.connect(false)?;
+        let state = read_state(backend.as_mut())?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let problems = lanes.problems();
+        let sum = if integrity::sum_path(&self.project).exists() {
+            integrity::check_sum(&self.project, &self.migrations)?
+        } else {
+            Vec::new()
+        };
+        report_check(&problems, &sum, self.migrations.len(), out)
+    }
+
+    /// `rehash TARGET`: accept the current text of drifted applied sections.
+    pub fn rehash(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+        let mut backend = self.connect(!dry_run)?;
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        let state = read_state(&mut *guard)?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = Target::resolve(target, lanes.ids())?;
+        let mut rows = Vec::new();
+        let mut log = Vec::new();
+        for entry in lanes.entries.iter().filter(|e| target.contains(&e.id)) {
+            let Some(m) = entry.migration else { continue };
+            for phase in Phase::ALL {
+                let Some(row) = entry.state(phase).filter(|r| r.status == Status::Applied) else { continue };
+                let (checksum, rollback_checksum) = current_checksums(m, phase);
+                let changes = [
+                    (phase.name().to_string(), row.checksum.clone(), Some(checksum.clone())),
+                    (format!("rollback_{phase}"), row.rollback_checksum.clone(), rollback_checksum.clone()),
+                ];
+                let changed: Vec<_> = changes.into_iter().filter(|(_, old, new)| old != new).collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                for (section, old, new) in changed {
+                    out.line(&format!(
+                        "{}rehash {} {section}: {} → {}",
+                        if dry_run { "would " } else { "" },
+                        entry.id,
+                        old.as_deref().unwrap_or("none"),
+                        new.as_deref().unwrap_or("none")
+                    ));
+                    log.push(LogEntry {
+                        at: now_utc(),
+                        by: self.actor.by(),
+                        operation: "rehash".to_string(),
+                        release: entry.id.release.clone(),
+                        version: entry.id.version.clone(),
+                        phase: phase.name().to_string(),
+                        outcome: "ok".to_string(),
+                        checksum: new,
+                        old_checksum: old,
+                        duration_ms: 0,
+                        detail: Some(format!("accepted the current text of section `{section}`")),
+                    });
+                }
+                rows.push(PhaseState { checksum: Some(checksum), rollback_checksum, ..row.clone() });
+            }
+        }
+        if rows.is_empty() {
+            out.line(&format!("nothing to rehash: no applied section of {target} has drifted"));
+            return Ok(0);
+        }
+        if dry_run {
+            return Ok(0);
+        }
+        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
+            b.begin()?;
+            for row in &rows {
+                b.save_phase(row)?;
+            }
+            for entry in &log {
+                b.append_log(entry)?;
+            }
+            b.commit()
+        };
+        write(&mut *guard).map_err(|e| Error::db("writing the new checksums", e))?;
+        Ok(0)
+    }
+
+    /// `resolve TARGET PHASE --as applied|pending`.
+    pub fn resolve(
+        &self,
+        target: &str,
+        phase: Phase,
+        resolution: Resolution,
+        dry_run: bool,
+        out: &Output,
+    ) -> Result<u8, Error> {
+        let mut backend = self.connect(!dry_run)?;
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        let state = read_state(&mut *guard)?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let id = version_target(target, &lanes)?;
+        let current = lanes.entry(&id).and_then(|e| e.state(phase));
+        let Some(row) = current.filter(|r| r.status.is_unsettled()) else {
+            let now = current.map_or("pending", |r| r.status.as_str());
+            return Err(Error::Refused(format!(
+                "{phase} of {id} is {now}, not running or failed: there is nothing to resolve"
+            )));
+        };
+        let settled = match (resolution, row.rolling_back) {
+            (Resolution::Applied, _) => Some(Status::Applied),
+            (Resolution::Pending, true) => Some(Status::RolledBack),
+            (Resolution::Pending, false) => None,
+        };
+        let what = format!("{phase} of {id}: {} → {}", row.status, settled.map_or("pending", Status::as_str));
+        if dry_run {
+            out.line(&format!("would resolve {what}"));
+            return Ok(0);
+        }
+        let migration = lanes.entry(&id).and_then(|e| e.migration);
+        let entry = LogEntry {
+            at: now_utc(),
+            by: self.actor.by(),
+            operation: "resolve".to_string(),
+            release: id.release.clone(),
+            version: id.version.clone(),
+            phase: phase.name().to_string(),
+            outcome: settled.map_or("pending", Status::as_str).to_string(),
+            checksum: row.checksum.clone(),
+            old_checksum: None,
+            duration_ms: 0,
+            detail: Some(format!(
+                "was {} after {} statement(s){}",
+                row.status,
+                row.statements_done,
+                row.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            )),
+        };
+        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
+            b.begin()?;
+            match settled {
+                Some(status) => {
+                    let (checksum, rollback_checksum) = match migration {
+                        Some(m) => {
+                            let (c, r) = current_checksums(m, phase);
+                            (Some(c), r)
+                        }
+                        None => (row.checksum.clone(), row.rollback_checksum.clone()),
+                    };
+                    b.save_phase(&PhaseState {
+                        status,
+                        checksum,
+                        rollback_checksum,
+                        rolling_back: false,
+                        statements_done: 0,
+                        done_checksum: None,
+                        at: now_utc(),
+                        by: self.actor.by(),
+                        error: None,
+                        ..row.clone()
+                    })?
+                }
+                None => b.delete_phase(&id, phase)?,
+            }
+            b.append_log(&entry)?;
+            b.commit()
+        };
+        write(&mut *guard).map_err(|e| Error::db(format!("resolving {phase} of {id}"), e))?;
+        out.line(&format!("resolved {what}"));
+        Ok(0)
+    }
+
+    /// `baseline TARGET`: every phase of every version up to TARGET is marked
+    /// applied, in one transaction, running no SQL.
+    pub fn baseline(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+        let mut backend = self.connect(!dry_run)?;
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        if !dry_run {
+            guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
+        }
+        let state = read_state(&mut *guard)?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = Target::resolve(target, lanes.ids())?;
+        let Some(end) = lanes.entries.iter().rposition(|e| target.contains(&e.id)) else {
+            return Err(Error::Usage(format!("no version matches `{target}`")));
+        };
+        let mut rows = Vec::new();
+        for entry in &lanes.entries[..=end] {
+            for phase in Phase::ALL {
+                let state = entry.state(phase);
+                if let Some(s) = state.filter(|s| s.status.is_unsettled()) {
+                    return Err(Error::Refused(format!(
+                        "{phase} of {} is {}; settle it first: pygrate resolve {} {phase} --as applied|pending",
+                        entry.id, s.status, entry.id
+                    )));
+                }
+                if state.is_some_and(|s| s.status == Status::Applied) {
+                    continue;
+                }
+                let Some(m) = entry.migration else { continue };
+                let (checksum, rollback_checksum) = current_checksums(m, phase);
+                rows.push(PhaseState {
+                    id: entry.id.clone(),
+                    phase,
+                    status: Status::Applied,
+                    checksum: Some(checksum),
+                    rollback_checksum,
+                    rolling_back: false,
+                    statements_done: 0,
+                    done_checksum: None,
+                    at: now_utc(),
+                    by: self.actor.by(),
+                    duration_ms: 0,
+                    error: None,
+                });
+            }
+        }
+        for row in &rows {
+            out.line(&format!("{}baseline {} {}", if dry_run { "would " } else { "" }, row.phase, row.id));
+        }
+        if dry_run || rows.is_empty() {
+            if rows.is_empty() {
+                out.line("nothing to do: every phase up to there is applied");
+            }
+            return Ok(0);
+        }
+        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
+            b.begin()?;
+            for row in &rows {
+                b.save_phase(row)?;
+                b.append_log(&LogEntry {
+                    at: row.at.clone(),
+                    by: row.by.clone(),
+                    operation: "baseline".to_string(),
+                    release: row.id.release.clone(),
+                    version: row.id.version.clone(),
+                    phase: row.phase.name().to_string(),
+                    outcome: "ok".to_string(),
+                    checksum: row.checksum.clone(),
+                    old_checksum: None,
+                    duration_ms: 0,
+                    detail: None,
+                })?;
+            }
+            b.commit()
+        };
+        write(&mut *guard).map_err(|e| Error::db("writing the baseline", e))?;
+        Ok(0)
+    }
+}
+
+/// The version a TARGET names; a release is not enough here.
+fn version_target(target: &str, lanes: &Lanes<'_>) -> Result<VersionId, Error> {
+    match Target::resolve(target, lanes.ids())? {
+        Target::Version(id) => Ok(id),
+        Target::Release(r) => Err(Error::Usage(format!("`{r}` is a release; name one version: RELEASE/VERSION"))),
+    }
+}
+
+/// Reads every state row once.
+pub fn read_state(backend: &mut dyn Backend) -> Result<State, Error> {
+    let rows = backend.read_state().map_err(|e| Error::db("reading the state table", e))?;
+    Ok(State::from_rows(rows.unwrap_or_default()))
+}
+
+/// Discovers and parses every version file; all format errors at once.
+pub fn load(root: &Path, out: &Output) -> Result<(Project, Vec<Migration>), Error> {
+    let project = Project::discover(root)?;
+    for warning in &project.warnings {
+        out.warn(warning);
+    }
+    // Reading and hashing thousands of files is I/O- and CPU-bound and each
+    // file stands alone: one chunk per core, results kept in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = project.files.len().div_ceil(threads).max(256);
+    let parsed: Vec<Result<Vec<Parsed>, Error>> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            project.files.chunks(chunk).map(|files| scope.spawn(move || parse_files(files))).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| Err(Error::Usage("internal error: a file reader panicked".to_string())))
+            })
+            .collect()
+    });
+    let mut migrations = Vec::with_capacity(project.files.len());
+    let mut errors: Vec<FileError> = Vec::new();
+    for result in parsed {
+        for file in result? {
+            match file {
+                Ok(m) => migrations.push(m),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((project, migrations))
+    } else {
+        Err(Error::Format(errors))
+    }
+}
+
+/// One file's outcome: the migration, or its format errors.
+type Parsed = Result<Migration, Vec<FileError>>;
+
+fn parse_files(files: &[crate::project::VersionFile]) -> Result<Vec<Parsed>, Error> {
+    files
+        .iter()
+        .map(|file| {
+            let bytes = fs::read(&file.path).map_err(|source| Error::Io { path: file.path.clone(), source })?;
+            Ok(parse(file.id.clone(), &file.path, &bytes))
+        })
+        .collect()
+}
+
+/// Refuses (exit 2) when what is about to run has error-level lint findings.
+fn lint_gate(prepared: &[Prepared<'_>], dialect: crate::dialect::Dialect) -> Result<(), Error> {
+    let errors: Vec<String> = prepared
+        .iter()
+        .filter_map(|p| p.step.action.section().map(|kind| (p.step.migration, kind)))
+        .flat_map(|(m, kind)| lint::lint_sections(m, &[kind], dialect))
+        .filter(|f| f.level == lint::Level::Error)
+        .map(|f| f.to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsafe(format!(
+            "{}
+refused: lint found {} error(s) in what would run; fix them, silence a reviewed one with              `-- pygrate:allow RULE`, or pass --allow-unsafe",
+            errors.join("\n"),
+            errors.len()
+        )))
+    }
+}
+
+/// `lint [TARGET] [--dialect D]`: exit 1 on error-level findings.
+fn run_lint(cli: &Cli, target: Option<&str>, dialect: Option<&str>, out: &Output) -> Result<u8, Error> {
+    let root = cli.path.as_path();
+    let dialect = match dialect {
+        Some(name) => crate::dialect::Dialect::from_name(name)
+            .ok_or_else(|| Error::Usage(format!("unknown dialect `{name}`; use sqlite, postgres or mysql")))?,
+        None => lint_dialect(cli),
+    };
+    let (_, migrations) = load(root, out)?;
+    let ids: Vec<VersionId> = migrations.iter().map(|m| m.id.clone()).collect();
+    let target = target.map(|t| Target::resolve(t, ids.iter())).transpose()?;
+    let findings: Vec<lint::Finding> = migrations
+        .iter()
+        .filter(|m| target.as_ref().is_none_or(|t| t.contains(&m.id)))
+        .flat_map(|m| lint::lint_migration(m, dialect))
+        .collect();
+    let errors = findings.iter().filter(|f| f.level == lint::Level::Error).count();
+    let warnings = findings.len() - errors;
+    if out.json {
+        let list: Vec<serde_json::Value> = findings.iter().map(lint::Finding::to_json).collect();
+        out.json(
+            &serde_json::json!({ "dialect": dialect.name(), "errors": errors, "warnings": warnings, "findings": list }),
+        );
+    } else {
+        for finding in &findings {
+            println!("{finding}");
+        }
+        out.line(&format!("lint ({dialect}): {errors} error(s), {warnings} warning(s)"));
+    }
+    Ok(u8::from(errors > 0))
+}
+
+/// The dialect of the connection the project would use (`--conn`, the
+/// config, `DATABASE_URL`), read leniently: lint needs only the scheme, so
+/// an unset password variable must not stop it. PostgreSQL, the strictest
+/// rule set, when there is none.
+fn lint_dialect(cli: &Cli) -> crate::dialect::Dialect {
+    let lenient = |var: &str| Some(std::env::var(var).unwrap_or_default());
+    let config = Config::load_with(&cli.path, cli.env.as_deref(), &lenient).ok();
+    cli.conn
+        .clone()
+        .or_else(|| config.and_then(|c| c.connection))
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .and_then(|url| Location::parse(&url, &cli.path).ok())
+        .map_or(crate::dialect::Dialect::Postgres, |l| l.dialect())
+}
+
+/// Drift does not stop a run (SPEC 9), but it is never silent.
+fn warn_drift(lanes: &Lanes<'_>, out: &Output) {
+    for problem in lanes.problems().iter().filter(|p| matches!(p, crate::planner::Problem::Drift { .. })) {
+        out.warn(&problem.message());
+    }
+}
+
+/// Prints what `check` found; exit 1 (as an error) when anything did.
+fn report_check(
+    problems: &[crate::planner::Problem],
+    sum: &[integrity::SumProblem],
+    versions: usize,
+    out: &Output,
+) -> Result<u8, Error> {
+    let count = problems.len() + sum.len();
+    if out.json {
+        let all: Vec<serde_json::Value> =
+            problems.iter().map(|p| p.to_json()).chain(sum.iter().map(|p| p.to_json())).collect();
+        out.json(&serde_json::json!({ "ok": count == 0, "versions": versions, "problems": all }));
+    } else if count == 0 {
+        out.line(&format!("check: ok ({versions} versions)"));
+    } else {
+        println!("check: {count} problem(s)");
+        for p in problems {
+            println!("  {}: {}", p.code(), p.message());
+            if let crate::planner::Problem::Drift { stored, current, .. } = p {
+                println!("      stored  {}", stored.as_deref().unwrap_or("none"));
+                println!("      current {}", current.as_deref().unwrap_or("none"));
+            }
+        }
+        for p in sum {
+            println!("  {}: {}", p.code(), p.message());
+        }
+    }
+    if count == 0 {
+        Ok(0)
+    } else {
+        Err(Error::CheckFailed(count))
+    }
+}
+
+fn print_plan(prepared: &[Prepared<'_>], notes: &[String], out: &Output) {
+    if out.json {
+        out.json(&report::plan_json(prepared, notes));
+    } else {
+        print!("{}", report::plan_text(prepared, notes));
+    }
+}
+
+fn nothing_to_do(notes: &[String], out: &Output) {
+    out.line("nothing to do");
+    for note in notes {
+        out.line(&format!("note: {note}"));
+    }
+}
+
+fn print_event(out: &Output, event: &Event<'_>) {
+    match event {
+        Event::Started { step } if out.verbose => println!("{} {} …", step.action, step.id()),
+        Event::Statement { statement, .. } if out.verbose => {
+            println!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100))
+        }
+        Event::Retry { step, attempt, pause, error } => eprintln!(
+            "warning: {} {}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
+            step.action,
+            step.id(),
+            pause.as_secs_f32()
+        ),
+        Event::Done { step, statements, elapsed } => out.line(&format!(
+            "{:<16} {}  ok ({statements} statement{}, {} ms)",
+            step.action.command(),
+            step.id(),
+            if *statements == 1 { "" } else { "s" },
+            elapsed.as_millis()
+        )),
+        _ => {}
+    }
+}
+
+/// `new RELEASE NAME`: the next vNNN in the release, with every marker.
+pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+    let plain =
+        |s: &str| !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_alphanumeric() || "._-".contains(c));
+    if !plain(release) {
+        return Err(Error::Usage(format!("release `{release}`: use letters, digits, `.`, `_` and `-` (e.g. 2026.03)")));
+    }
+    let slug: String =
+        name.trim().chars().map(|c| if c.is_whitespace() { '-' } else { c.to_ascii_lowercase() }).collect();
+    if !plain(&slug) {
+        return Err(Error::Usage(format!("name `{name}`: use letters, digits, `.`, `_` and `-` (e.g. add-orders)")));
+    }
+    let dir: PathBuf = root.join(crate::project::RELEASES_DIR).join(release);
+    let mut highest = 0u64;
+    let mut width = 3;
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let digits: String =
+                file.strip_prefix('v').unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<u64>() {
+                highest = highest.max(n);
+                width = width.max(digits.len());
+            }
+        }
+    }
+    let path = dir.join(format!("v{:0width$}-{slug}.sql", highest + 1));
+    if dry_run {
+        out.line(&format!("would create {}", path.display()));
+        return Ok(0);
+    }
+    fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    let template = format!(
+        "-- {release}/{}: {name}\n-- Each section runs at its own moment of the deployment; see `pygrate --help`.\n\n\
+         -- @add\n\n-- @rollback_add\n\n-- @simdrop\n\n-- @rollback_simdrop\n\n-- @drop\n",
+        path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+    );
+    // create_new: never overwrite a version someone just wrote.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|source| Error::Io { path: path.clone(), source })?;
+    std::io::Write::write_all(&mut file, template.as_bytes())
+        .map_err(|source| Error::Io { path: path.clone(), source })?;
+    out.line(&format!("created {}", path.display()));
+    Ok(0)
+}

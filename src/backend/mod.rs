@@ -1,0 +1,192 @@
+//! The one boundary between pygrate and a database. The executor drives any
+//! `Backend`; an adapter per database implements it and knows nothing of lanes.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+pub mod state_sql;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{redact, Config};
+use crate::dialect::Dialect;
+use crate::error::{DbError, Error};
+use crate::phase::Phase;
+use crate::project::VersionId;
+use crate::state::{Actor, LogEntry, PhaseState};
+
+/// What the executor may rely on. It branches on these, never on a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// DDL rolls back with its transaction, so a section and its state row can
+    /// commit together. False on MySQL/MariaDB, where DDL commits implicitly.
+    pub transactional_ddl: bool,
+}
+
+/// How long statements may wait, from the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Everything an adapter needs besides the URL.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub state_table: String,
+    pub schema: Option<String>,
+    pub timeouts: Timeouts,
+    pub actor: Actor,
+    pub connect_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, actor: Actor) -> Settings {
+        Settings {
+            state_table: config.state_table.clone(),
+            schema: config.schema.clone(),
+            timeouts: Timeouts { lock_timeout: config.lock_timeout, statement_timeout: config.statement_timeout },
+            actor,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub trait Backend {
+    fn capabilities(&self) -> Capabilities;
+    fn dialect(&self) -> Dialect;
+
+    /// Takes the migration lock if it is free; never waits.
+    fn try_lock(&mut self) -> Result<bool, DbError>;
+    fn unlock(&mut self) -> Result<(), DbError>;
+    /// Who holds the migration lock, as far as the database can tell.
+    fn lock_holder(&mut self) -> Result<String, DbError>;
+
+    /// Creates the state tables, or upgrades them, under the lock.
+    fn ensure_state_tables(&mut self) -> Result<(), DbError>;
+    /// Every state row; `None` when the state tables do not exist yet.
+    fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError>;
+    /// Every log row, oldest first (for tests and audits).
+    fn read_log(&mut self) -> Result<Vec<LogEntry>, DbError>;
+
+    fn begin(&mut self) -> Result<(), DbError>;
+    fn commit(&mut self) -> Result<(), DbError>;
+    fn rollback(&mut self) -> Result<(), DbError>;
+    /// Runs one statement of a migration.
+    fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Applies the configured timeouts to what follows: to the open
+    /// transaction when `in_transaction`, else to the session.
+    fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError>;
+
+    /// Runs a section's statements, its state row and its log row in one
+    /// transaction. On error the transaction is left for the caller to roll
+    /// back, with the index of the failing statement (None: the state write
+    /// or the commit). Adapters may override it to save round trips.
+    fn run_atomic(
+        &mut self,
+        statements: &[&str],
+        row: &PhaseState,
+        log: &LogEntry,
+    ) -> Result<(), (Option<usize>, DbError)> {
+        self.begin().map_err(|e| (None, e))?;
+        self.apply_timeouts(true).map_err(|e| (None, e))?;
+        for (i, sql) in statements.iter().enumerate() {
+            self.execute(sql).map_err(|e| (Some(i), e))?;
+        }
+        self.save_phase(row).map_err(|e| (None, e))?;
+        self.append_log(log).map_err(|e| (None, e))?;
+        self.commit().map_err(|e| (None, e))
+    }
+
+    fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError>;
+    fn delete_phase(&mut self, id: &VersionId, phase: Phase) -> Result<(), DbError>;
+    fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError>;
+}
+
+/// Where a connection URL points.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    SqliteFile(PathBuf),
+    SqliteMemory,
+    Postgres(String),
+    Mysql(String),
+}
+
+/// Never shows a password, even in debug output.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::SqliteFile(path) => f.debug_tuple("SqliteFile").field(path).finish(),
+            Location::SqliteMemory => f.write_str("SqliteMemory"),
+            Location::Postgres(url) => f.debug_tuple("Postgres").field(&redact(url)).finish(),
+            Location::Mysql(url) => f.debug_tuple("Mysql").field(&redact(url)).finish(),
+        }
+    }
+}
+
+impl Location {
+    /// `sqlite:///rel` (relative to the project root), `sqlite:////abs`,
+    /// `sqlite::memory:`, `postgres(ql)://…`, `mysql://…`, `mariadb://…`.
+    pub fn parse(url: &str, root: &Path) -> Result<Location, Error> {
+        let bad = |why: &str| Error::Usage(format!("connection `{}`: {why}", redact(url)));
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(Location::SqliteMemory);
+        }
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let Some(path) = rest.strip_prefix('/') else {
+                return Err(bad("write sqlite:///relative/path.db (three slashes) or sqlite:////absolute/path.db"));
+            };
+            if path.is_empty() {
+                return Err(bad("no database file after sqlite:///"));
+            }
+            let path = Path::new(path);
+            return Ok(Location::SqliteFile(if path.is_absolute() { path.to_path_buf() } else { root.join(path) }));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_string()));
+        }
+        if let Some(rest) = url.strip_prefix("mysql://").or_else(|| url.strip_prefix("mariadb://")) {
+            return Ok(Location::Mysql(format!("mysql://{rest}")));
+        }
+        Err(bad("unsupported scheme; use sqlite://, postgres://, postgresql://, mysql:// or mariadb://"))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Location::SqliteFile(_) | Location::SqliteMemory => Dialect::Sqlite,
+            Location::Postgres(_) => Dialect::Postgres,
+            Location::Mysql(_) => Dialect::Mysql,
+        }
+    }
+}
+
+/// Opens a connection. `create` false: a missing SQLite file is not created
+/// (read-only commands must not leave files behind).
+pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend>, Error> {
+    Ok(match location {
+        Location::SqliteFile(path) => Box::new(sqlite::Sqlite::open(Some(path), settings, create)?),
+        Location::SqliteMemory => Box::new(sqlite::Sqlite::open(None, settings, create)?),
+        Location::Postgres(url) => Box::new(postgres::Postgres::connect(url, settings)?),
+        Location::Mysql(url) => Box::new(mysql::Mysql::connect(url, settings)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let root = Path::new("/proj");
+        assert_eq!(Location::parse("sqlite:///hellodb", root).ok(), Some(Location::SqliteFile("/proj/hellodb".into())));
+        assert_eq!(Location::parse("sqlite:////var/x.db", root).ok(), Some(Location::SqliteFile("/var/x.db".into())));
+        assert_eq!(Location::parse("sqlite::memory:", root).ok(), Some(Location::SqliteMemory));
+        assert!(matches!(Location::parse("mariadb://u@h/db", root), Ok(Location::Mysql(u)) if u == "mysql://u@h/db"));
+        let e = Location::parse("oracle://u:pw@h/db", root).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("unsupported") && !e.contains("pw"), "{e}");
+        assert!(Location::parse("sqlite://x.db", root).is_err());
+        let shown = format!("{:?}", Location::parse("postgres://u:s3cret@h/db", root));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}

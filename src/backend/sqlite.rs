@@ -1,0 +1,268 @@
+//! SQLite adapter. DDL is transactional, so sections commit with their state
+//! row. The migration lock is an advisory lock on a file beside the database:
+//! it outlives transactions, and the kernel drops it if pygrate dies.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
+
+use super::state_sql::{self, StateSql, Value};
+use super::{Backend, Capabilities, Settings};
+use crate::dialect::Dialect;
+use crate::error::{DbError, Error};
+use crate::phase::Phase;
+use crate::project::VersionId;
+use crate::state::{LogEntry, PhaseState};
+
+pub struct Sqlite {
+    conn: Connection,
+    sql: StateSql,
+    lock_path: Option<PathBuf>,
+    lock_file: Option<File>,
+    /// `persist_journal` switched the journal mode; unlock switches it back.
+    restore_delete_journal: bool,
+    holder: String,
+}
+
+impl Sqlite {
+    pub fn open(path: Option<&Path>, settings: &Settings, create: bool) -> Result<Sqlite, Error> {
+        let shown = path.map_or_else(|| ":memory:".to_string(), |p| p.display().to_string());
+        let fail = |e: rusqlite::Error| Error::db(format!("cannot open SQLite database {shown}"), db_error(e));
+        let conn = match path {
+            // A read-only command on a database that does not exist yet sees
+            // empty state, and leaves no file behind.
+            Some(path) if !create && !path.exists() => Connection::open_in_memory().map_err(fail)?,
+            Some(path) => {
+                let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                if create {
+                    flags |= OpenFlags::SQLITE_OPEN_CREATE;
+                }
+                Connection::open_with_flags(path, flags).map_err(fail)?
+            }
+            None => Connection::open_in_memory().map_err(fail)?,
+        };
+        conn.busy_timeout(settings.timeouts.lock_timeout.unwrap_or(Duration::from_secs(5))).map_err(fail)?;
+        let lock_path = path.map(|p| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(format!(".{}.lock", settings.state_table));
+            PathBuf::from(name)
+        });
+        Ok(Sqlite {
+            conn,
+            sql: StateSql::new(Dialect::Sqlite, &settings.state_table, None),
+            lock_path,
+            lock_file: None,
+            restore_delete_journal: false,
+            holder: settings.actor.holder(),
+        })
+    }
+
+    /// While pygrate holds the lock, a database in the default `delete`
+    /// journal mode uses `persist`: as durable, but each commit zeroes the
+    /// journal's header instead of deleting and recreating the file, which
+    /// saves a file creation and its directory sync per section. The mode of
+    /// a rollback journal is per connection (only WAL is stored in the file),
+    /// and unlock restores `delete`, which also removes the journal file.
+    fn persist_journal(&mut self) -> Result<(), DbError> {
+        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(db_error)?;
+        if mode.eq_ignore_ascii_case("delete") {
+            self.conn.query_row("PRAGMA journal_mode = PERSIST", [], |_| Ok(())).map_err(db_error)?;
+            self.restore_delete_journal = true;
+        }
+        Ok(())
+    }
+
+    fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<(), DbError> {
+        let params: Vec<Param<'_>> = params.iter().map(|v| Param(*v)).collect();
+        let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+        // Cached: the same few state statements run once or twice per section.
+        let mut stmt = self.conn.prepare_cached(sql).map_err(db_error)?;
+        stmt.execute(refs.as_slice()).map(drop).map_err(db_error)
+    }
+}
+
+struct Param<'a>(Value<'a>);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self.0 {
+            Value::Text(Some(s)) => s.to_sql(),
+            Value::Text(None) => Ok(ToSqlOutput::from(rusqlite::types::Null)),
+            Value::Int(i) => Ok(ToSqlOutput::from(i)),
+        }
+    }
+}
+
+impl Backend for Sqlite {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { transactional_ddl: true }
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn try_lock(&mut self) -> Result<bool, DbError> {
+        let Some(path) = &self.lock_path else {
+            return Ok(true);
+        };
+        if self.lock_file.is_some() {
+            return Ok(true);
+        }
+        let io = |e: std::io::Error| DbError::new(format!("lock file {}: {e}", path.display()));
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(io)?;
+                file.seek(SeekFrom::Start(0)).map_err(io)?;
+                file.write_all(self.holder.as_bytes()).map_err(io)?;
+                self.lock_file = Some(file);
+                self.persist_journal()?;
+                Ok(true)
+            }
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
+    fn unlock(&mut self) -> Result<(), DbError> {
+        if self.restore_delete_journal {
+            self.restore_delete_journal = false;
+            self.conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(())).map_err(db_error)?;
+        }
+        // Closing the file releases the lock; the file itself stays, so that a
+        // waiter never locks an unlinked inode.
+        if let Some(file) = self.lock_file.take() {
+            file.unlock().map_err(|e| DbError::new(format!("releasing the lock file: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn lock_holder(&mut self) -> Result<String, DbError> {
+        let mut holder = String::new();
+        if let Some(path) = &self.lock_path {
+            if let Ok(mut f) = File::open(path) {
+                let _ = f.read_to_string(&mut holder);
+            }
+            if holder.trim().is_empty() {
+                holder = format!("another process (lock file {})", path.display());
+            } else {
+                holder = format!("{} (lock file {})", holder.trim(), path.display());
+            }
+        }
+        Ok(holder)
+    }
+
+    fn ensure_state_tables(&mut self) -> Result<(), DbError> {
+        for statement in &self.sql.create {
+            self.conn.execute_batch(statement).map_err(db_error)?;
+        }
+        let version = crate::state::SCHEMA_VERSION.to_string();
+        self.run(&self.sql.insert_schema_version, &[Value::Text(Some(&version))])?;
+        let found: Option<String> =
+            self.conn.query_row(&self.sql.select_schema_version, [], |r| r.get(0)).map_err(db_error)?;
+        state_sql::check_schema_version(found.as_deref())
+    }
+
+    fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {
+        let mut stmt = match self.conn.prepare(&self.sql.select_state) {
+            Ok(stmt) => stmt,
+            Err(e) if is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(db_error(e)),
+        };
+        let mut rows = stmt.query([]).map_err(db_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db_error)? {
+            let mut texts: [Option<String>; state_sql::STATE_TEXT_COLUMNS] = Default::default();
+            for (i, t) in texts.iter_mut().enumerate() {
+                *t = row.get(i).map_err(db_error)?;
+            }
+            let mut ints = [0i64; state_sql::STATE_INT_COLUMNS];
+            for (i, v) in ints.iter_mut().enumerate() {
+                *v = row.get(state_sql::STATE_TEXT_COLUMNS + i).map_err(db_error)?;
+            }
+            out.push(state_sql::decode_state(texts, ints)?);
+        }
+        Ok(Some(out))
+    }
+
+    fn read_log(&mut self) -> Result<Vec<LogEntry>, DbError> {
+        let mut stmt = match self.conn.prepare(&self.sql.select_log) {
+            Ok(stmt) => stmt,
+            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(db_error(e)),
+        };
+        let mut rows = stmt.query([]).map_err(db_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db_error)? {
+            let mut texts: [Option<String>; state_sql::LOG_TEXT_COLUMNS] = Default::default();
+            for (i, t) in texts.iter_mut().enumerate() {
+                *t = row.get(i).map_err(db_error)?;
+            }
+            out.push(state_sql::decode_log(texts, row.get(state_sql::LOG_TEXT_COLUMNS).map_err(db_error)?));
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self) -> Result<(), DbError> {
+        // IMMEDIATE takes the write lock now, so the section cannot fail half-way
+        // on a lock upgrade that another writer holds.
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)
+    }
+
+    fn commit(&mut self) -> Result<(), DbError> {
+        self.conn.execute_batch("COMMIT").map_err(db_error)
+    }
+
+    fn rollback(&mut self) -> Result<(), DbError> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").map_err(db_error)
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        // execute_batch steps through every result row, so SELECTs and PRAGMAs
+        // that return rows are fine too.
+        self.conn.execute_batch(sql).map_err(db_error)
+    }
+
+    fn apply_timeouts(&mut self, _in_transaction: bool) -> Result<(), DbError> {
+        // lock_timeout is the busy timeout, set at open; SQLite has no statement timeout.
+        Ok(())
+    }
+
+    fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {
+        self.run(&self.sql.upsert_state, &state_sql::state_params(row))
+    }
+
+    fn delete_phase(&mut self, id: &VersionId, phase: Phase) -> Result<(), DbError> {
+        self.run(&self.sql.delete_state, &state_sql::key_params(id, phase))
+    }
+
+    fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError> {
+        self.run(&self.sql.insert_log, &state_sql::log_params(entry))
+    }
+}
+
+fn is_missing_table(e: &rusqlite::Error) -> bool {
+    e.to_string().starts_with("no such table")
+}
+
+fn db_error(e: rusqlite::Error) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, message) => DbError {
+            code: Some(format!("{:?}", failure.code)),
+            message: message.clone().unwrap_or_else(|| e.to_string()),
+            lock_timeout: matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            ..Default::default()
+        },
+        _ => DbError::new(e.to_string()),
+    }
+}

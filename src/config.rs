@@ -1,0 +1,286 @@
+//! `conf.d/NAME.yaml` (SPEC 7): which database, and how carefully to touch it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use crate::error::Error;
+
+pub const CONF_DIR: &str = "conf.d";
+const KEYS: [&str; 7] =
+    ["connection", "schema", "state_table", "lock_timeout", "statement_timeout", "lock_retries", "lock_wait"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from, when there was one.
+    pub source: Option<PathBuf>,
+    pub connection: Option<String>,
+    /// Why `connection` could not be expanded (an unset variable).
+    pub connection_error: Option<String>,
+    pub schema: Option<String>,
+    pub state_table: String,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub lock_retries: u32,
+    pub lock_wait: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            connection: None,
+            connection_error: None,
+            schema: None,
+            state_table: "pygrate".to_string(),
+            lock_timeout: None,
+            statement_timeout: None,
+            lock_retries: 3,
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// Picks the environment file: `-e NAME`, else the only file in `conf.d`,
+    /// else defaults when there is none. Several files and no `-e` is an error.
+    pub fn load(root: &Path, env: Option<&str>) -> Result<Config, Error> {
+        Config::load_with(root, env, &|var| std::env::var(var).ok())
+    }
+
+    /// `load`, with `${VAR}` looked up by `lookup`.
+    pub fn load_with(root: &Path, env: Option<&str>, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let dir = root.join(CONF_DIR);
+        let mut names: Vec<String> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        let name = match (env, names.as_slice()) {
+            (Some(env), _) if names.iter().any(|n| n == env) => env.to_string(),
+            (Some(env), []) => {
+                return Err(Error::Usage(format!("no environment `{env}`: {} has no *.yaml files", dir.display())))
+            }
+            (Some(env), _) => {
+                return Err(Error::Usage(format!(
+                    "no environment `{env}` in {}; choose one of: {}",
+                    dir.display(),
+                    names.join(", ")
+                )))
+            }
+            (None, []) => return Ok(Config::default()),
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(Error::Usage(format!(
+                    "{} holds several environments; choose one with -e: {}",
+                    dir.display(),
+                    names.join(", ")
+                )))
+            }
+        };
+        let path = dir.join(format!("{name}.yaml"));
+        let text = fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        Config::parse(&text, &path, lookup)
+    }
+
+    pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let err = |message: String| Error::Config { path: path.display().to_string(), message };
+        let value: Value = serde_yaml::from_str(text).map_err(|e| err(format!("not valid YAML: {e}")))?;
+        let mut config = Config { source: Some(path.to_path_buf()), ..Config::default() };
+        let map = match value {
+            Value::Mapping(map) => map,
+            Value::Null => return Ok(config),
+            _ => return Err(err("expected `key: value` lines".to_string())),
+        };
+        for (key, value) in map {
+            let Some(key) = key.as_str() else {
+                return Err(err(format!("keys are names, not `{key:?}`")));
+            };
+            let text = match value {
+                // `--conn` overrides the connection, so a variable it needs
+                // may be unset then: the error waits until the URL is used.
+                Value::String(s) if key == "connection" => match expand_env(&s, env) {
+                    Ok(url) => url,
+                    Err(e) => {
+                        config.connection_error = Some(e);
+                        continue;
+                    }
+                },
+                Value::String(s) => expand_env(&s, env).map_err(err)?,
+                Value::Number(n) => n.to_string(),
+                Value::Null => continue,
+                other => return Err(err(format!("`{key}` must be a string or a number, not {other:?}"))),
+            };
+            let duration = |text: &str| parse_duration(text).map_err(|m| err(format!("`{key}`: {m}")));
+            match key {
+                "connection" => config.connection = Some(text),
+                "schema" => config.schema = Some(checked_identifier(key, &text).map_err(err)?),
+                "state_table" => config.state_table = checked_identifier(key, &text).map_err(err)?,
+                "lock_timeout" => config.lock_timeout = Some(duration(&text)?).filter(|d| !d.is_zero()),
+                "statement_timeout" => config.statement_timeout = Some(duration(&text)?).filter(|d| !d.is_zero()),
+                "lock_wait" => config.lock_wait = duration(&text)?,
+                "lock_retries" => {
+                    config.lock_retries =
+                        text.parse().map_err(|_| err(format!("`lock_retries` must be a whole number, not `{text}`")))?
+                }
+                _ => {
+                    let hint = crate::text::closest(key, &KEYS)
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .unwrap_or_else(|| format!("known keys: {}", KEYS.join(", ")));
+                    return Err(err(format!("unknown key `{key}`; {hint}")));
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// State table prefixes and schemas end up in SQL: keep them plain identifiers.
+fn checked_identifier(key: &str, value: &str) -> Result<String, String> {
+    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && value.len() <= 48;
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!("`{key}` must be a plain identifier (letters, digits, `_`), not `{value}`"))
+    }
+}
+
+/// `${VAR}` and `${VAR:-default}` from the environment.
+pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`${{` without a closing `}}` in `{}`", redact(text)));
+        };
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set; export it or write `${{{name}:-default}}`"
+                ))
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as `5s`, `500ms` or `2m`"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// The URL with any password replaced by `***`, fit for output and logs.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let auth_start = scheme_end + 3;
+        let auth_end = out[auth_start..].find(['/', '?', '#']).map_or(out.len(), |i| auth_start + i);
+        if let Some(at) = out[auth_start..auth_end].rfind('@') {
+            if let Some(colon) = out[auth_start..auth_start + at].find(':') {
+                out.replace_range(auth_start + colon + 1..auth_start + at, "***");
+            }
+        }
+    }
+    // key=value forms: `?password=…`, libpq `password=…`.
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.to_ascii_lowercase().find("password=") {
+        let value_start = i + "password=".len();
+        result.push_str(&rest[..value_start]);
+        result.push_str("***");
+        let value_end = rest[value_start..].find(['&', ' ', ';']).map_or(rest.len(), |j| value_start + j);
+        rest = &rest[value_end..];
+    }
+    result.push_str(rest);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: &str) -> Option<String> {
+        match var {
+            "PGPASSWORD" => Some("s3cret".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("conf.d/dev.yaml"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn all_keys() {
+        let c = parse(
+            "connection: \"postgres://app:${PGPASSWORD}@db:5432/app?sslmode=require\"\nschema: public\nstate_table: deploy\nlock_timeout: 5s\nstatement_timeout: 0\nlock_retries: 4\nlock_wait: 500ms\n",
+        );
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(c.connection.as_deref(), Some("postgres://app:s3cret@db:5432/app?sslmode=require"));
+        assert_eq!(c.schema.as_deref(), Some("public"));
+        assert_eq!(c.state_table, "deploy");
+        assert_eq!(c.lock_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.statement_timeout, None);
+        assert_eq!(c.lock_retries, 4);
+        assert_eq!(c.lock_wait, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_file() {
+        let e = parse("conection: x\n").err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml: unknown key `conection`; did you mean `connection`?");
+        let e = parse("connection: \"${NOPE}\"\n").ok().and_then(|c| c.connection_error).unwrap_or_default();
+        assert!(e.contains("`NOPE` is not set"), "{e}");
+        assert!(parse("schema: \"${NOPE}\"\n").is_err());
+        assert_eq!(
+            parse("connection: \"${NOPE:-sqlite::memory:}\"\n").ok().and_then(|c| c.connection).as_deref(),
+            Some("sqlite::memory:")
+        );
+        assert_eq!(parse("connection: \"${EMPTY:-d}\"\n").ok().and_then(|c| c.connection).as_deref(), Some("d"));
+        assert!(parse("state_table: \"x; drop\"\n").is_err());
+        assert!(parse("lock_wait: 5 fortnights\n").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/app?sslmode=require"),
+            "postgres://app:***@db:5432/app?sslmode=require"
+        );
+        assert_eq!(redact("mysql://root:p%40ss@h/db"), "mysql://root:***@h/db");
+        assert_eq!(redact("postgres://app@db/app?password=s3cret&x=1"), "postgres://app@db/app?password=***&x=1");
+        assert_eq!(redact("sqlite:///hellodb"), "sqlite:///hellodb");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,397 @@
+//! Runs planned steps through a backend. Owns the migration lock and the
+//! protocols that keep the state tables truthful: one transaction for a
+//! section and its state row where the database allows it, else the
+//! running → applied/failed protocol with per-statement progress.
+
+use std::ops::{Deref, DerefMut};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::checksum::statements_checksum;
+use crate::error::{DbError, Error, FileError, StatementFailure};
+use crate::phase::Action;
+use crate::planner::{current_checksums, Step};
+use crate::splitter::Statement;
+use crate::state::{now_utc, Actor, LogEntry, PhaseState, Status};
+use crate::text::shorten;
+
+/// Holds the migration lock; releases it when dropped, on every path.
+pub struct LockGuard<'b> {
+    backend: &'b mut dyn Backend,
+}
+
+impl<'b> Deref for LockGuard<'b> {
+    type Target = dyn Backend + 'b;
+    fn deref(&self) -> &Self::Target {
+        self.backend
+    }
+}
+
+impl DerefMut for LockGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.backend
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // Best effort: a lost connection releases the lock on its own
+        // (session advisory lock, GET_LOCK, closed lock file).
+        let _ = self.backend.rollback();
+        let _ = self.backend.unlock();
+    }
+}
+
+/// Takes the migration lock, waiting up to `wait`; then names the holder.
+pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if backend.try_lock().map_err(|e| Error::db("taking the migration lock", e))? {
+            return Ok(LockGuard { backend });
+        }
+        let waited = started.elapsed();
+        if waited >= wait {
+            let holder = backend.lock_holder().unwrap_or_else(|e| format!("another pygrate (holder unknown: {e})"));
+            return Err(Error::LockTimeout { waited, holder });
+        }
+        sleep(pause.min(wait.saturating_sub(waited)));
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// What happened, for whoever prints progress.
+#[derive(Debug)]
+pub enum Event<'e> {
+    Started { step: &'e Step<'e> },
+    Statement { step: &'e Step<'e>, statement: &'e Statement<'e> },
+    Retry { step: &'e Step<'e>, attempt: u32, pause: Duration, error: &'e DbError },
+    Done { step: &'e Step<'e>, statements: usize, elapsed: Duration },
+}
+
+/// A step with its statements split, checked before anything runs.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    pub step: Step<'a>,
+    pub statements: Vec<Statement<'a>>,
+    pub no_transaction: bool,
+}
+
+/// Splits every step's section and checks resumes, so that a format error or
+/// an edited half-run section stops the command before it touches anything.
+pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Result<Vec<Prepared<'a>>, Error> {
+    let mut prepared = Vec::with_capacity(steps.len());
+    let mut errors: Vec<FileError> = Vec::new();
+    for step in steps {
+        let migration = step.migration;
+        let section = step.action.section().and_then(|k| migration.section(k));
+        let statements = match section.map(|s| s.statements(&migration.path, dialect)) {
+            None => Vec::new(),
+            Some(Ok(statements)) => statements,
+            Some(Err(e)) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if let Some(resume) = &step.resume {
+            let done = resume.statements_done.min(statements.len());
+            let now = statements_checksum(statements[..done].iter().map(|s| s.sql));
+            if resume.done_checksum.as_deref().is_some_and(|c| c != now) || resume.statements_done > statements.len() {
+                return Err(Error::Refused(format!(
+                    "{} {}: {} statement(s) of it ran before it stopped, and they were edited since, so it cannot resume; \
+                     look at the database, then: pygrate resolve {} {} --as applied|pending",
+                    step.action, migration.id, resume.statements_done, migration.id, step.action.phase()
+                )));
+            }
+        }
+        let no_transaction = section.is_some_and(|s| s.no_transaction);
+        prepared.push(Prepared { step, statements, no_transaction });
+    }
+    if errors.is_empty() {
+        Ok(prepared)
+    } else {
+        Err(Error::Format(errors))
+    }
+}
+
+/// Why a counted statement did not complete.
+enum Counted {
+    /// The statement failed: the database's word on it.
+    Statement(DbError),
+    /// The statement ran but its progress could not be recorded.
+    Recording(DbError),
+}
+
+/// Runs steps under a held lock.
+pub struct Executor<'g, 'b> {
+    pub backend: &'g mut LockGuard<'b>,
+    pub actor: &'g Actor,
+    pub lock_retries: u32,
+    /// First pause after a lock timeout; doubled for each retry.
+    pub retry_pause: Duration,
+}
+
+impl Executor<'_, '_> {
+    /// Runs every step in order; the first failure stops the run, leaving
+    /// everything before it applied.
+    pub fn run(&mut self, steps: &[Prepared<'_>], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
+        for prepared in steps {
+            on_event(Event::Started { step: &prepared.step });
+            let started = Instant::now();
+            let atomic = self.backend.capabilities().transactional_ddl && !prepared.no_transaction;
+            if atomic {
+                self.run_atomic(prepared, started, on_event)?;
+            } else {
+                self.run_tracked(prepared, started, on_event)?;
+            }
+            on_event(Event::Done {
+                step: &prepared.step,
+                statements: prepared.statements.len(),
+                elapsed: started.elapsed(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The section, its state row and its log row in one transaction.
+    fn run_atomic(
+        &mut self,
+        p: &Prepared<'_>,
+        started: Instant,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), Error> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.try_atomic(p, started, on_event);
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err((failed, error)) => {
+                    let _ = self.backend.rollback();
+                    if error.lock_timeout && attempt < self.lock_retries {
+                        attempt += 1;
+                        let pause = self.retry_pause * 2u32.saturating_pow(attempt - 1);
+                        on_event(Event::Retry { step: &p.step, attempt, pause, error: &error });
+                        sleep(pause);
+                        continue;
+                    }
+                    let aftermath = "the transaction was rolled back: nothing of this section was applied".to_string();
+                    return Err(self.failure(p, failed, error, started, aftermath));
+                }
+            }
+        }
+    }
+
+    /// One attempt; on error, the index of the failing statement (None: the
+    /// state write or commit) and the database's error.
+    fn try_atomic(
+        &mut self,
+        p: &Prepared<'_>,
+        started: Instant,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), (Option<usize>, DbError)> {
+        for statement in &p.statements {
+            on_event(Event::Statement { step: &p.step, statement });
+        }
+        let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
+        let row = self.settled_row(&p.step, started);
+        let log = self.log_entry(&p.step, "ok", started, None);
+        self.backend.run_atomic(&sqls, &row, &log)
+    }
+
+    /// For DDL that commits on its own, and `no-transaction` sections: the
+    /// state says `running` before the first statement, counts completed
+    /// statements, and says `applied` (or `failed`) after the last.
+    fn run_tracked(
+        &mut self,
+        p: &Prepared<'_>,
+        started: Instant,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), Error> {
+        let step = &p.step;
+        let total = p.statements.len();
+        let first = step.resume.as_ref().map_or(0, |r| r.statements_done).min(total);
+        let context = |e| Error::db(format!("{} {}: writing the state", step.action, step.id()), e);
+        // Tracked only because DDL commits on its own (not `no-transaction`):
+        // each statement then commits with its progress, so a DML statement and
+        // its count are atomic, and the last one commits with the final row.
+        let wrap = !p.no_transaction;
+        let running = self.progress_row(step, p, first, Status::Running, None);
+        self.backend.save_phase(&running).map_err(context)?;
+        self.backend.apply_timeouts(false).map_err(context)?;
+        if first == total {
+            return self.finish_tracked(step, started, false).map_err(context);
+        }
+        for (i, statement) in p.statements.iter().enumerate().skip(first) {
+            on_event(Event::Statement { step, statement });
+            let mut attempt = 0;
+            loop {
+                let ran = self.run_counted(p, i, wrap, started);
+                match ran {
+                    Ok(()) => break,
+                    Err(Counted::Recording(e)) => return Err(context(e)),
+                    Err(Counted::Statement(error)) if error.lock_timeout && attempt < self.lock_retries => {
+                        attempt += 1;
+                        let pause = self.retry_pause * 2u32.saturating_pow(attempt - 1);
+                        on_event(Event::Retry { step, attempt, pause, error: &error });
+                        sleep(pause);
+                    }
+                    Err(Counted::Statement(error)) => {
+                        let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
+                        let aftermath = match self.backend.save_phase(&row) {
+                            Ok(()) => format!(
+                                "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. Fix the \
+                                 statement, then run `pygrate {} {}` again to resume at it, or settle it: pygrate resolve {} {} \
+                                 --as applied|pending",
+                                step.action,
+                                step.id(),
+                                step.id(),
+                                step.action.phase()
+                            ),
+                            Err(e) => format!("the phase stays marked running (recording the failure failed too: {e})"),
+                        };
+                        return Err(self.failure(p, Some(i), error, started, aftermath));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs statement `i` and records it as done (the last one: the phase as
+    /// settled), in one transaction when `wrap`.
+    fn run_counted(&mut self, p: &Prepared<'_>, i: usize, wrap: bool, started: Instant) -> Result<(), Counted> {
+        let last = i + 1 == p.statements.len();
+        if wrap {
+            self.backend.begin().map_err(Counted::Recording)?;
+        }
+        let sql = p.statements.get(i).map_or("", |s| s.sql);
+        if let Err(e) = self.backend.execute(sql) {
+            if wrap {
+                let _ = self.backend.rollback();
+            }
+            return Err(Counted::Statement(e));
+        }
+        let recorded = if last {
+            self.finish_tracked(&p.step, started, wrap)
+        } else {
+            let row = self.progress_row(&p.step, p, i + 1, Status::Running, None);
+            self.backend.save_phase(&row).and_then(|()| if wrap { self.backend.commit() } else { Ok(()) })
+        };
+        recorded.map_err(Counted::Recording)
+    }
+
+    /// Writes the settled row and the log row (and commits when `commit`).
+    fn finish_tracked(&mut self, step: &Step<'_>, started: Instant, commit: bool) -> Result<(), DbError> {
+        let settled = self.settled_row(step, started);
+        self.backend.save_phase(&settled)?;
+        let log = self.log_entry(step, "ok", started, None);
+        self.backend.append_log(&log)?;
+        if commit {
+            self.backend.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The state row once the step is complete.
+    fn settled_row(&self, step: &Step<'_>, started: Instant) -> PhaseState {
+        let phase = step.action.phase();
+        let (checksum, rollback_checksum) = current_checksums(step.migration, phase);
+        PhaseState {
+            id: step.id().clone(),
+            phase,
+            status: if step.action.is_rollback() { Status::RolledBack } else { Status::Applied },
+            checksum: Some(checksum),
+            rollback_checksum,
+            rolling_back: false,
+            statements_done: 0,
+            done_checksum: None,
+            at: now_utc(),
+            by: self.actor.by(),
+            duration_ms: elapsed_ms(started),
+            error: None,
+        }
+    }
+
+    fn progress_row(
+        &self,
+        step: &Step<'_>,
+        p: &Prepared<'_>,
+        done: usize,
+        status: Status,
+        error: Option<String>,
+    ) -> PhaseState {
+        let phase = step.action.phase();
+        let (checksum, rollback_checksum) = current_checksums(step.migration, phase);
+        PhaseState {
+            id: step.id().clone(),
+            phase,
+            status,
+            checksum: Some(checksum),
+            rollback_checksum,
+            rolling_back: step.action.is_rollback(),
+            statements_done: i64::try_from(done).unwrap_or(i64::MAX),
+            done_checksum: Some(statements_checksum(
+                p.statements[..done.min(p.statements.len())].iter().map(|s| s.sql),
+            )),
+            at: now_utc(),
+            by: self.actor.by(),
+            duration_ms: 0,
+            error,
+        }
+    }
+
+    fn log_entry(&self, step: &Step<'_>, outcome: &str, started: Instant, detail: Option<String>) -> LogEntry {
+        let phase = step.action.phase();
+        let (checksum, _) = current_checksums(step.migration, phase);
+        LogEntry {
+            at: now_utc(),
+            by: self.actor.by(),
+            operation: match step.action {
+                Action::Apply(_) => "apply".to_string(),
+                Action::Rollback(_) => "rollback".to_string(),
+            },
+            release: step.id().release.clone(),
+            version: step.id().version.clone(),
+            phase: phase.name().to_string(),
+            outcome: outcome.to_string(),
+            checksum: Some(checksum),
+            old_checksum: None,
+            duration_ms: elapsed_ms(started),
+            detail,
+        }
+    }
+
+    /// Logs the failure (best effort, outside any transaction) and builds the
+    /// error the user sees.
+    fn failure(
+        &mut self,
+        p: &Prepared<'_>,
+        failed: Option<usize>,
+        error: DbError,
+        started: Instant,
+        aftermath: String,
+    ) -> Error {
+        let step = &p.step;
+        let statement = failed.and_then(|i| p.statements.get(i));
+        let detail = match statement {
+            Some(s) => format!("line {}: {error}", s.line),
+            None => error.to_string(),
+        };
+        let log = self.log_entry(step, "failed", started, Some(detail));
+        let _ = self.backend.append_log(&log);
+        let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
+        Error::Statement(Box::new(StatementFailure {
+            path: step.migration.path.clone(),
+            line: statement.map_or(section_line, |s| s.line),
+            operation: format!("{} {}", step.action, step.id()),
+            statement: statement.map_or_else(|| "(recording the state)".to_string(), |s| shorten(s.sql, 160)),
+            error,
+            aftermath,
+        }))
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}

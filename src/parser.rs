@@ -1,0 +1,328 @@
+//! The file format (SPEC 2): marker lines split a version file into sections.
+
+use std::path::{Path, PathBuf};
+
+use crate::checksum::section_checksum;
+use crate::dialect::Dialect;
+use crate::error::FileError;
+use crate::lexer::{Lexer, TokenKind};
+use crate::phase::{Phase, SectionKind};
+use crate::project::VersionId;
+use crate::splitter::{split, Statement};
+use crate::text::closest;
+
+pub const NO_TRANSACTION: &str = "no-transaction";
+const OPTIONS: [&str; 1] = [NO_TRANSACTION];
+/// `-- pygrate:allow RULE[,RULE]` silences lint rules (SPEC 8).
+pub const ALLOW_DIRECTIVE: &str = "pygrate:allow";
+
+/// One section of a version file.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub kind: SectionKind,
+    /// Line of the `-- @kind` marker.
+    pub marker_line: usize,
+    /// Text between the marker line and the next marker (or the end).
+    pub body: String,
+    pub no_transaction: bool,
+    /// Lint rules silenced for the whole section on its marker line.
+    pub allow: Vec<String>,
+    pub checksum: String,
+}
+
+impl Section {
+    /// File line of the body's first line.
+    pub fn body_line(&self) -> usize {
+        self.marker_line + 1
+    }
+
+    /// The body's statements in `dialect`; an unterminated literal or comment
+    /// is a format error at the line where it opened.
+    pub fn statements(&self, path: &Path, dialect: Dialect) -> Result<Vec<Statement<'_>>, FileError> {
+        split(&self.body, self.body_line(), dialect).map_err(|e| FileError::new(path, e.line, e.message))
+    }
+
+    /// Whether the section has any code at all (comments-only is a no-op).
+    pub fn has_code(&self, dialect: Dialect) -> bool {
+        Lexer::new(&self.body, 1, dialect).any(|t| t.map_or(true, |t| t.is_code()))
+    }
+}
+
+/// A parsed version file.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub id: VersionId,
+    pub path: PathBuf,
+    sections: [Option<Section>; 5],
+}
+
+impl Migration {
+    pub fn section(&self, kind: SectionKind) -> Option<&Section> {
+        self.sections[kind.index()].as_ref()
+    }
+
+    pub fn sections(&self) -> impl Iterator<Item = &Section> {
+        self.sections.iter().flatten()
+    }
+
+    /// Checksum of the section running `phase`, if the file has one.
+    pub fn phase_checksum(&self, phase: Phase) -> Option<&str> {
+        self.section(phase.section()).map(|s| s.checksum.as_str())
+    }
+
+    /// Checksum of the section undoing `phase`, if the file has one.
+    pub fn rollback_checksum(&self, phase: Phase) -> Option<&str> {
+        phase.rollback_section().and_then(|k| self.section(k)).map(|s| s.checksum.as_str())
+    }
+}
+
+/// Parses one version file. Every problem is returned, each at its line.
+pub fn parse(id: VersionId, path: &Path, bytes: &[u8]) -> Result<Migration, Vec<FileError>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let before = &bytes[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            return Err(vec![FileError::new(
+                path,
+                line,
+                "file is not valid UTF-8; save it as UTF-8 (a byte-order mark is fine)",
+            )]);
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut errors = Vec::new();
+    let mut sections: [Option<Section>; 5] = Default::default();
+    // (kind, marker line, no_transaction, allow, body start offset)
+    let mut open: Option<(SectionKind, usize, bool, Vec<String>, usize)> = None;
+    let mut preamble_end = None;
+    let mut offset = 0;
+    let mut close =
+        |open: Option<(SectionKind, usize, bool, Vec<String>, usize)>, end: usize, errors: &mut Vec<FileError>| {
+            if let Some((kind, marker_line, no_transaction, allow, start)) = open {
+                let body = text.get(start..end).unwrap_or_default().to_string();
+                let slot = &mut sections[kind.index()];
+                if let Some(first) = slot {
+                    errors.push(FileError::new(
+                        path,
+                        marker_line,
+                        format!(
+                            "section `@{kind}` appears twice (first at line {}); merge them into one",
+                            first.marker_line
+                        ),
+                    ));
+                } else {
+                    let checksum = section_checksum(&body);
+                    *slot = Some(Section { kind, marker_line, body, no_transaction, allow, checksum });
+                }
+            }
+        };
+    for (index, raw_line) in text.split_inclusive('\n').enumerate() {
+        let line_no = index + 1;
+        let line_start = offset;
+        offset += raw_line.len();
+        let line = raw_line.trim_end_matches(['\n', '\r']);
+        let Some(marker) = marker_text(line) else {
+            continue;
+        };
+        if preamble_end.is_none() {
+            preamble_end = Some(line_start);
+        }
+        match parse_marker(marker) {
+            Ok((kind, no_transaction, allow)) => {
+                close(open.take(), line_start, &mut errors);
+                open = Some((kind, line_no, no_transaction, allow, offset));
+            }
+            Err(message) => {
+                close(open.take(), line_start, &mut errors);
+                errors.push(FileError::new(path, line_no, message));
+            }
+        }
+    }
+    close(open.take(), text.len(), &mut errors);
+
+    match preamble_end {
+        None => errors.push(FileError::new(
+            path,
+            1,
+            "no section marker; start each section with a marker line such as `-- @add`",
+        )),
+        Some(end) => {
+            if let Some(line) = first_code_line(text.get(..end).unwrap_or_default()) {
+                errors.push(FileError::new(
+                    path,
+                    line,
+                    "SQL before the first marker; only comments may come before it: move it under a marker such as `-- @add`",
+                ));
+            }
+        }
+    }
+    for (rollback, forward) in
+        [(SectionKind::RollbackAdd, SectionKind::Add), (SectionKind::RollbackSimdrop, SectionKind::Simdrop)]
+    {
+        if let (Some(r), None) = (&sections[rollback.index()], &sections[forward.index()]) {
+            errors.push(FileError::new(
+                path,
+                r.marker_line,
+                format!("`@{rollback}` without an `@{forward}` section: there is nothing for it to undo; add `-- @{forward}` or remove it"),
+            ));
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    if errors.is_empty() {
+        Ok(Migration { id, path: path.to_path_buf(), sections })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The part after `--`+spaces+`@` when `line` is a marker attempt.
+fn marker_text(line: &str) -> Option<&str> {
+    line.strip_prefix("--")?.trim_start_matches([' ', '\t']).strip_prefix('@')
+}
+
+/// `name [option …] [-- comment]` → section, no-transaction, allowed rules.
+fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String> {
+    let (words, comment) = match marker.split_once("--") {
+        Some((w, c)) => (w, Some(c)),
+        None => (marker, None),
+    };
+    let mut words = words.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let Some(kind) = SectionKind::from_name(name) else {
+        let hint = match closest(name, &SectionKind::NAMES) {
+            Some(c) => format!("did you mean `-- @{c}`?"),
+            None => format!("sections are {}", SectionKind::NAMES.map(|n| format!("`@{n}`")).join(", ")),
+        };
+        return Err(if name.is_empty() {
+            format!("marker without a section name; {hint}")
+        } else {
+            format!("unknown section `@{name}`; {hint}")
+        });
+    };
+    let mut no_transaction = false;
+    for option in words {
+        if option == NO_TRANSACTION {
+            no_transaction = true;
+        } else {
+            let hint = match closest(option, &OPTIONS) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!("the only option is `{NO_TRANSACTION}`"),
+            };
+            return Err(format!("unknown option `{option}` on `@{name}`; {hint}"));
+        }
+    }
+    let allow = comment.map(allowed_rules).unwrap_or_default();
+    Ok((kind, no_transaction, allow))
+}
+
+/// Rule ids named by a `pygrate:allow` directive in a comment's text.
+pub fn allowed_rules(comment: &str) -> Vec<String> {
+    let Some((_, rest)) = comment.split_once(ALLOW_DIRECTIVE) else {
+        return Vec::new();
+    };
+    rest.split(|c: char| c == ',' || c.is_whitespace())
+        .take_while(|w| !w.starts_with("--"))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Line of the first token that is not a comment. `#` lines count as comments
+/// too: the file's dialect is not known here and MySQL users write them.
+fn first_code_line(preamble: &str) -> Option<usize> {
+    for token in Lexer::new(preamble, 1, Dialect::Mysql) {
+        match token {
+            Ok(t)
+                if t.kind == TokenKind::Whitespace
+                    || t.kind == TokenKind::LineComment
+                    || t.kind == TokenKind::BlockComment => {}
+            Ok(t) => return Some(t.line),
+            Err(e) => return Some(e.line),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Migration, Vec<FileError>> {
+        parse(VersionId::new("r1", "v1"), Path::new("r1/v1.sql"), text.as_bytes())
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_str(text).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn sections_in_any_order_with_options() {
+        let m = parse_str(
+            "-- header comment\n/* block */\n\n-- @drop\nDROP TABLE x;\n-- @add no-transaction -- pygrate:allow pg-index-concurrently, other\nCREATE INDEX CONCURRENTLY i ON t (a);\n--@rollback_add\nDROP INDEX i;\n",
+        )
+        .map_err(|e| format!("{e:?}"));
+        let Ok(m) = m else { panic!("{m:?}") };
+        let add =
+            m.section(SectionKind::Add).map(|s| (s.marker_line, s.no_transaction, s.allow.clone(), s.body.clone()));
+        assert_eq!(
+            add,
+            Some((
+                6,
+                true,
+                vec!["pg-index-concurrently".into(), "other".into()],
+                "CREATE INDEX CONCURRENTLY i ON t (a);\n".into()
+            ))
+        );
+        assert_eq!(m.section(SectionKind::Drop).map(|s| s.body.as_str()), Some("DROP TABLE x;\n"));
+        assert_eq!(m.section(SectionKind::RollbackAdd).map(|s| s.marker_line), Some(8));
+        assert!(m.section(SectionKind::Simdrop).is_none());
+    }
+
+    #[test]
+    fn bom_and_crlf_are_accepted_and_do_not_change_checksums() {
+        let lf = parse_str("-- @add\nSELECT 1;\n").map(|m| m.section(SectionKind::Add).map(|s| s.checksum.clone()));
+        let crlf = parse_str("\u{feff}-- @add\r\nSELECT 1;\r\n")
+            .map(|m| m.section(SectionKind::Add).map(|s| s.checksum.clone()));
+        assert!(lf.is_ok());
+        assert_eq!(lf.ok(), crlf.ok());
+    }
+
+    #[test]
+    fn format_errors_name_their_lines() {
+        assert_eq!(
+            errors("-- @add\nSELECT 1;\n-- @simdorp\n"),
+            ["r1/v1.sql:3: unknown section `@simdorp`; did you mean `-- @simdrop`?"]
+        );
+        assert_eq!(
+            errors("-- @add nontransaction\n"),
+            ["r1/v1.sql:1: unknown option `nontransaction` on `@add`; did you mean `no-transaction`?"]
+        );
+        assert_eq!(
+            errors("-- @add\n-- @add\n"),
+            ["r1/v1.sql:2: section `@add` appears twice (first at line 1); merge them into one"]
+        );
+        let e = errors("SELECT 1;\n-- @add\n");
+        assert!(e[0].starts_with("r1/v1.sql:1: SQL before the first marker"), "{e:?}");
+        let e = errors("-- only comments\n");
+        assert!(e[0].starts_with("r1/v1.sql:1: no section marker"), "{e:?}");
+        let e = errors("-- @add\nx\n-- @rollback_simdrop\ny\n");
+        assert!(e[0].starts_with("r1/v1.sql:3: `@rollback_simdrop` without an `@simdrop`"), "{e:?}");
+        let e = errors("-- @\n");
+        assert!(e[0].starts_with("r1/v1.sql:1: marker without a section name"), "{e:?}");
+    }
+
+    #[test]
+    fn not_utf8_names_the_line() {
+        let e =
+            parse(VersionId::new("r", "v"), Path::new("v.sql"), b"-- @add\nSELECT '\xff';\n").err().unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].to_string().starts_with("v.sql:2: file is not valid UTF-8"), "{e:?}");
+    }
+
+    #[test]
+    fn a_comment_mentioning_a_marker_is_not_one() {
+        let m = parse_str("-- @add\n--- @drop is later\n  -- @drop indented is SQL text\n");
+        assert!(m.is_ok(), "{m:?}");
+    }
+}

@@ -1,0 +1,273 @@
+use std::path::Path;
+
+use super::*;
+use crate::parser::parse;
+
+const FULL: &str = "-- @add\nA;\n-- @rollback_add\nRA;\n-- @simdrop\nS;\n-- @rollback_simdrop\nRS;\n-- @drop\nD;\n";
+
+fn mig(id: &str, text: &str) -> Migration {
+    let (r, v) = id.split_once('/').unwrap();
+    parse(VersionId::new(r, v), Path::new(&format!("releases/{id}.sql")), text.as_bytes()).unwrap()
+}
+
+fn row(id: &str, phase: Phase, status: Status, m: Option<&Migration>) -> PhaseState {
+    let (r, v) = id.split_once('/').unwrap();
+    let (checksum, rollback_checksum) = match m {
+        Some(m) => {
+            let (c, r) = current_checksums(m, phase);
+            (Some(c), r)
+        }
+        None => (Some(empty_checksum()), None),
+    };
+    PhaseState {
+        id: VersionId::new(r, v),
+        phase,
+        status,
+        checksum,
+        rollback_checksum,
+        rolling_back: false,
+        statements_done: 0,
+        done_checksum: None,
+        at: "2026-01-01T00:00:00.000Z".into(),
+        by: "dba@host".into(),
+        duration_ms: 1,
+        error: None,
+    }
+}
+
+/// Three versions over two releases; `applied` lists (index, phase) applied.
+fn world(applied: &[(usize, Phase)]) -> (Vec<Migration>, State) {
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v2", FULL), mig("r2/v1", FULL)];
+    let rows = applied
+        .iter()
+        .map(|(i, p)| row(&ms[*i].id.to_string(), *p, Status::Applied, Some(&ms[*i])))
+        .collect::<Vec<_>>();
+    (ms, State::from_rows(rows))
+}
+
+fn steps(plan: &Plan<'_>) -> Vec<String> {
+    plan.steps.iter().map(|s| format!("{} {}", s.action, s.id())).collect()
+}
+
+fn target(lanes: &Lanes<'_>, t: &str) -> Target {
+    Target::resolve(t, lanes.ids()).unwrap()
+}
+
+fn forward<'a>(lanes: &Lanes<'a>, phases: &[Phase], scope: Scope<'_>) -> Result<Plan<'a>, String> {
+    lanes.plan_forward(&Forward { phases, scope, allow_out_of_order: false })
+}
+
+use Phase::{Add, Drop, Simdrop};
+
+#[test]
+fn ff_runs_each_version_through_every_phase_in_order() {
+    let (ms, st) = world(&[(0, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let plan = forward(&lanes, &Phase::ALL, Scope::Through(None)).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "simdrop r1/v1",
+            "drop r1/v1",
+            "add r1/v2",
+            "simdrop r1/v2",
+            "drop r1/v2",
+            "add r2/v1",
+            "simdrop r2/v1",
+            "drop r2/v1"
+        ]
+    );
+    let plan = forward(&lanes, &[Add], Scope::Through(None)).unwrap();
+    assert_eq!(steps(&plan), ["add r1/v2", "add r2/v1"]);
+    let to = target(&lanes, "r1/v2");
+    let plan = forward(&lanes, &[Add, Simdrop], Scope::Through(Some(&to))).unwrap();
+    assert_eq!(steps(&plan), ["simdrop r1/v1", "add r1/v2", "simdrop r1/v2"]);
+}
+
+#[test]
+fn add_needs_every_earlier_add() {
+    let (ms, st) = world(&[]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v2");
+    let refusal = forward(&lanes, &[Add], Scope::Only(&t)).unwrap_err();
+    assert!(
+        refusal.contains("add r1/v2 waits for add of the earlier version r1/v1")
+            && refusal.contains("pygrate add r1/v1"),
+        "{refusal}"
+    );
+    let t = target(&lanes, "r1/v1");
+    assert_eq!(steps(&forward(&lanes, &[Add], Scope::Only(&t)).unwrap()), ["add r1/v1"]);
+    // A release target runs its versions in order.
+    let t = target(&lanes, "r1");
+    assert_eq!(steps(&forward(&lanes, &[Add], Scope::Only(&t)).unwrap()), ["add r1/v1", "add r1/v2"]);
+}
+
+#[test]
+fn simdrop_needs_its_add_and_every_earlier_simdrop() {
+    let (ms, st) = world(&[(0, Add), (1, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v2");
+    let refusal = forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err();
+    assert!(refusal.contains("waits for simdrop of the earlier version r1/v1"), "{refusal}");
+    let t = target(&lanes, "r2/v1");
+    let refusal = forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err();
+    assert!(refusal.contains("simdrop r2/v1 waits for its add") && refusal.contains("pygrate add r2/v1"), "{refusal}");
+    // Without a target: every allowed one, stopping quietly where the lane waits.
+    let plan = forward(&lanes, &[Simdrop], Scope::Allowed).unwrap();
+    assert_eq!(steps(&plan), ["simdrop r1/v1", "simdrop r1/v2"]);
+    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+}
+
+#[test]
+fn drop_needs_its_simdrop_and_every_earlier_drop() {
+    let (ms, st) = world(&[(0, Add), (1, Add), (0, Simdrop), (1, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v2");
+    assert!(forward(&lanes, &[Drop], Scope::Only(&t))
+        .unwrap_err()
+        .contains("waits for drop of the earlier version r1/v1"));
+    let t = target(&lanes, "r1/v1");
+    assert_eq!(steps(&forward(&lanes, &[Drop], Scope::Only(&t)).unwrap()), ["drop r1/v1"]);
+    let (ms, st) = world(&[(0, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v1");
+    assert!(forward(&lanes, &[Drop], Scope::Only(&t)).unwrap_err().contains("drop r1/v1 waits for its simdrop"));
+}
+
+#[test]
+fn rollback_add_rules() {
+    // Allowed: add applied, simdrop not, no later add.
+    let (ms, st) = world(&[(0, Add), (1, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v2")).unwrap()), ["rollback_add r1/v2"]);
+    // A release: newest first.
+    assert_eq!(
+        steps(&lanes.plan_rollback(Add, &target(&lanes, "r1")).unwrap()),
+        ["rollback_add r1/v2", "rollback_add r1/v1"]
+    );
+    // Refused: a later add is applied.
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("later version r1/v2 is applied") && e.contains("pygrate rollback_add r1/v2"), "{e}");
+    // Refused: its simdrop is applied.
+    let (ms, st) = world(&[(0, Add), (0, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("its simdrop is applied") && e.contains("pygrate rollback_simdrop r1/v1"), "{e}");
+    // Not applied: nothing to do.
+    let (ms, st) = world(&[(0, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v2")).unwrap();
+    assert!(plan.steps.is_empty() && !plan.notes.is_empty());
+}
+
+#[test]
+fn rollback_simdrop_rules() {
+    let (ms, st) = world(&[(0, Add), (1, Add), (0, Simdrop), (1, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    assert_eq!(steps(&lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v2")).unwrap()), ["rollback_simdrop r1/v2"]);
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("simdrop of the later version r1/v2 is applied"), "{e}");
+    let (ms, st) = world(&[(0, Add), (0, Simdrop), (0, Drop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("drop is final"), "{e}");
+}
+
+#[test]
+fn rollback_never_reaches_past_the_newest_release_with_state() {
+    let (ms, st) = world(&[(0, Add), (1, Add), (2, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1")).unwrap_err();
+    assert!(e.contains("release r2 has state") && e.contains("pygrate rollback_add r2"), "{e}");
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r2")).unwrap()), ["rollback_add r2/v1"]);
+}
+
+#[test]
+fn a_phase_without_rollback_section_is_irreversible() {
+    let ms = vec![mig("r1/v1", "-- @add\nCREATE TABLE t (a int);\n")];
+    let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0]))]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("irreversible"), "{e}");
+    // An add with no SQL rolls back as a no-op.
+    let ms = vec![mig("r1/v1", "-- @drop\nDROP TABLE t;\n")];
+    let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0]))]);
+    let lanes = Lanes::new(&ms, &st);
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap()), ["rollback_add r1/v1"]);
+}
+
+#[test]
+fn running_or_failed_blocks_the_version_until_resolved_but_the_same_phase_resumes() {
+    let (ms, _) = world(&[]);
+    let mut failed = row("r1/v1", Simdrop, Status::Failed, Some(&ms[0]));
+    failed.statements_done = 2;
+    failed.done_checksum = Some("abc".into());
+    let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0])), failed]);
+    let lanes = Lanes::new(&ms, &st);
+    // ff resumes the failed simdrop, then goes on.
+    let plan = forward(&lanes, &Phase::ALL, Scope::Through(None)).unwrap();
+    assert_eq!(steps(&plan)[..2], ["simdrop r1/v1", "drop r1/v1"]);
+    assert_eq!(plan.steps[0].resume, Some(Resume { statements_done: 2, done_checksum: Some("abc".into()) }));
+    // A rollback touching that version is refused, naming resolve.
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    assert!(e.contains("pygrate resolve r1/v1 simdrop --as applied|pending"), "{e}");
+    // An unsettled rollback blocks forward work on the version.
+    let mut rolling = row("r1/v1", Add, Status::Running, Some(&ms[0]));
+    rolling.rolling_back = true;
+    let st = State::from_rows([rolling]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = forward(&lanes, &Phase::ALL, Scope::Through(None)).unwrap_err();
+    assert!(e.contains("rollback_add of r1/v1 is running"), "{e}");
+    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap();
+    assert_eq!(steps(&plan), ["rollback_add r1/v1"]);
+    assert!(plan.steps[0].resume.is_some());
+}
+
+#[test]
+fn missing_file_blocks_forward_work_after_it() {
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v3", FULL)];
+    let st =
+        State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0])), row("r1/v2", Add, Status::Applied, None)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = forward(&lanes, &[Add], Scope::Through(None)).unwrap_err();
+    assert!(e.contains("r1/v2 has state but its file is gone"), "{e}");
+    // Work before it is fine.
+    let t = target(&lanes, "r1/v1");
+    assert_eq!(steps(&forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap()), ["simdrop r1/v1"]);
+    assert!(lanes.problems().contains(&Problem::MissingFile { id: VersionId::new("r1", "v2") }));
+}
+
+#[test]
+fn out_of_order_versions_need_the_flag() {
+    let (ms, st) = world(&[(0, Add), (2, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = forward(&lanes, &[Add], Scope::Through(None)).unwrap_err();
+    assert!(e.contains("r1/v2 is out of order") && e.contains("--allow-out-of-order"), "{e}");
+    let plan =
+        lanes.plan_forward(&Forward { phases: &[Add], scope: Scope::Through(None), allow_out_of_order: true }).unwrap();
+    assert_eq!(steps(&plan), ["add r1/v2"]);
+    assert!(lanes
+        .problems()
+        .iter()
+        .any(|p| matches!(p, Problem::OutOfOrder { id, phase: Add, .. } if id.version == "v2")));
+}
+
+#[test]
+fn drift_is_an_edit_to_an_applied_phase_or_its_rollback_only() {
+    let original = mig("r1/v1", FULL);
+    let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&original))]);
+    let check = |text: &str| -> Vec<String> {
+        let ms = vec![mig("r1/v1", text)];
+        Lanes::new(&ms, &st).problems().iter().map(|p| p.code().to_string()).collect()
+    };
+    assert!(check(FULL).is_empty());
+    // Whitespace the normalisation removes, and edits to phases not applied.
+    assert!(check(&FULL.replace('\n', "\r\n")).is_empty());
+    assert!(check(&FULL.replace("\nA;\n", "\nA;   \n\n\n")).is_empty());
+    assert!(check(&FULL.replace("\nD;", "\nDROP TABLE x;")).is_empty());
+    assert!(check(&FULL.replace("\nS;", "\nS2;")).is_empty());
+    // Edits to the applied section, its comments, or its rollback section.
+    assert_eq!(check(&FULL.replace("\nA;", "\nA2;")), ["drift"]);
+    assert_eq!(check(&FULL.replace("\nA;", "\nA; -- note")), ["drift"]);
+    assert_eq!(check(&FULL.replace("\nRA;", "\nRA2;")), ["rollback_drift"]);
+}

@@ -1,0 +1,586 @@
+//! Splits a section's text into statements, using the crate's lexer so that
+//! delimiters inside literals, quoted identifiers and comments never count.
+//!
+//! Beyond `;`, it understands two things SQL files commonly contain:
+//! - MySQL client `DELIMITER xx` lines, in every dialect;
+//! - routine bodies (`CREATE TRIGGER … BEGIN … END;`, PostgreSQL
+//!   `BEGIN ATOMIC … END`, MySQL procedures without `DELIMITER`), whose inner
+//!   `;` do not end the statement.
+
+use std::ops::Range;
+
+use crate::dialect::Dialect;
+use crate::lexer::{LexError, Lexer, Token, TokenKind};
+
+/// One statement, borrowed from the section text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// From the first code token to the last non-whitespace char before the
+    /// delimiter: leading comments are left out, inner and trailing ones kept.
+    pub sql: &'a str,
+    /// Line of the first code token.
+    pub line: usize,
+    /// Byte range of `sql` in the section text.
+    pub span: Range<usize>,
+}
+
+/// The statements of `text`, whose first line is line `first_line` of its
+/// file. Chunks with no code (only comments, or `;;`) yield no statement; the
+/// last statement needs no delimiter. Errors point at the line where an
+/// unterminated literal or comment (or a `DELIMITER` with no value) starts.
+pub fn split(text: &str, first_line: usize, dialect: Dialect) -> Result<Vec<Statement<'_>>, LexError> {
+    Splitter {
+        text,
+        lexer: Lexer::new(text, first_line, dialect),
+        delimiter: None,
+        current: Current::default(),
+        out: Vec::new(),
+    }
+    .run()
+}
+
+struct Splitter<'a> {
+    text: &'a str,
+    lexer: Lexer<'a>,
+    /// Set by a `DELIMITER` line; `None` is the default `;`.
+    delimiter: Option<&'a str>,
+    current: Current,
+    out: Vec<Statement<'a>>,
+}
+
+/// The statement being read.
+#[derive(Default)]
+struct Current {
+    /// Offset and line of the first code token.
+    start: Option<(usize, usize)>,
+    /// End of the last code or comment token so far.
+    end: usize,
+    block: BlockTracker,
+}
+
+impl<'a> Splitter<'a> {
+    fn run(mut self) -> Result<Vec<Statement<'a>>, LexError> {
+        loop {
+            let pos = self.lexer.offset();
+            if let Some(delimiter) = self.delimiter {
+                // Checked before lexing: a custom delimiter such as `$$` or `--`
+                // would otherwise lex as the start of a literal or comment.
+                if self.text.get(pos..).is_some_and(|rest| rest.starts_with(delimiter)) {
+                    self.finish();
+                    self.lexer.seek(pos + delimiter.len());
+                    continue;
+                }
+            }
+            let Some(token) = self.lexer.next() else {
+                break;
+            };
+            let token = token?;
+            match token.kind {
+                TokenKind::Whitespace => {}
+                TokenKind::LineComment | TokenKind::BlockComment => {
+                    if self.current.start.is_some() {
+                        // A line comment may end in spaces; the statement may not.
+                        let kept = token.text.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+                        self.current.end = token.start + kept.len();
+                    }
+                }
+                _ if self.current.start.is_none() && token.is_word("DELIMITER") && self.at_line_start(&token) => {
+                    self.delimiter_line(&token)?;
+                }
+                _ => match self.delimiter {
+                    Some(delimiter) => self.code_with_delimiter(&token, delimiter),
+                    None => {
+                        self.current.block.feed(&token);
+                        if token.is_punct(';') && !self.current.block.in_body() {
+                            self.finish();
+                        } else {
+                            self.code(&token, token.end());
+                        }
+                    }
+                },
+            }
+        }
+        self.finish();
+        Ok(self.out)
+    }
+
+    /// Adds code ending at `end` (which may cut `token` short) to the statement.
+    fn code(&mut self, token: &Token<'a>, end: usize) {
+        self.current.start.get_or_insert((token.start, token.line));
+        self.current.end = end;
+    }
+
+    /// With a custom delimiter, the client splits wherever it appears outside
+    /// literals and comments, even inside a word (`END$$`), and routine bodies
+    /// need no tracking: that is what `DELIMITER` is for.
+    fn code_with_delimiter(&mut self, token: &Token<'a>, delimiter: &str) {
+        // Literals and quoted identifiers protect their contents; a word or
+        // number's first char was checked before lexing.
+        let searchable = matches!(token.kind, TokenKind::Word | TokenKind::Number);
+        let found = token
+            .text
+            .char_indices()
+            .skip(1)
+            .map(|(i, _)| token.start + i)
+            .find(|&at| searchable && self.text.get(at..).is_some_and(|rest| rest.starts_with(delimiter)));
+        match found {
+            Some(at) => {
+                self.code(token, at);
+                self.finish();
+                self.lexer.seek(at + delimiter.len());
+            }
+            None => self.code(token, token.end()),
+        }
+    }
+
+    /// Only horizontal whitespace before `token` on its line.
+    fn at_line_start(&self, token: &Token<'a>) -> bool {
+        let before = self.text.get(..token.start).unwrap_or_default();
+        before.rsplit('\n').next().unwrap_or_default().bytes().all(|b| b.is_ascii_whitespace() || b == 0x0b)
+    }
+
+    /// `DELIMITER xx`: the next run of non-whitespace on the line is the new
+    /// delimiter; the rest of the line is lexed as usual (e.g. a comment).
+    fn delimiter_line(&mut self, keyword: &Token<'a>) -> Result<(), LexError> {
+        let rest = self.text.get(keyword.end()..).unwrap_or_default();
+        let value = rest.trim_start_matches([' ', '\t']);
+        let value_start = keyword.end() + (rest.len() - value.len());
+        let len = value.find(|c: char| c.is_ascii_whitespace() || c == '\x0b').unwrap_or(value.len());
+        let value = value.get(..len).unwrap_or_default();
+        if value.is_empty() {
+            return Err(LexError {
+                line: keyword.line,
+                message: "DELIMITER must be followed by the new delimiter on the same line".to_string(),
+            });
+        }
+        self.delimiter = (value != ";").then_some(value);
+        self.lexer.seek(value_start + len);
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let current = std::mem::take(&mut self.current);
+        if let Some((start, line)) = current.start {
+            if let Some(sql) = self.text.get(start..current.end) {
+                self.out.push(Statement { sql, line, span: start..current.end });
+            }
+        }
+    }
+}
+
+/// Finds routine bodies in which `;` does not end the statement: in a
+/// statement starting with `CREATE` whose header (before a `(`, `AS`, or a
+/// `TABLE`/`VIEW`/`INDEX` word, so that a column or table named `event` does
+/// not count) names a `TRIGGER`, `FUNCTION`, `PROCEDURE` or `EVENT`, a
+/// `BEGIN` opens a body. Inside it `BEGIN` and `CASE` open, `END` closes,
+/// except MySQL's `END IF`/`END LOOP`/… which close their own (unopened)
+/// constructs; `END CASE` closes a `CASE`.
+#[derive(Default)]
+struct BlockTracker {
+    seen_code: bool,
+    create: bool,
+    in_header: bool,
+    routine: bool,
+    depth: usize,
+    /// An `END` whose meaning depends on the next code token.
+    pending_end: bool,
+}
+
+impl BlockTracker {
+    fn in_body(&self) -> bool {
+        self.depth > 0
+    }
+
+    /// Called for every code token of the statement, its delimiter included.
+    fn feed(&mut self, token: &Token<'_>) {
+        if std::mem::take(&mut self.pending_end) {
+            if token.is_any_word(&["IF", "LOOP", "WHILE", "REPEAT", "FOR"]) {
+                return;
+            }
+            self.depth = self.depth.saturating_sub(1);
+            if token.is_word("CASE") {
+                return;
+            }
+        }
+        if !std::mem::replace(&mut self.seen_code, true) {
+            self.create = token.is_word("CREATE");
+            self.in_header = self.create;
+            return;
+        }
+        if !self.create {
+            return;
+        }
+        if self.depth == 0 {
+            if self.in_header {
+                if token.is_punct('(') || token.is_any_word(&["AS", "TABLE", "VIEW", "INDEX"]) {
+                    self.in_header = false;
+                } else if token.is_any_word(&["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]) {
+                    self.routine = true;
+                }
+            }
+            if self.routine && token.is_word("BEGIN") {
+                self.depth = 1;
+            }
+        } else if token.is_any_word(&["BEGIN", "CASE"]) {
+            self.depth += 1;
+        } else if token.is_word("END") {
+            self.pending_end = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DIALECTS: [Dialect; 3] = [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql];
+
+    /// (sql, line) of each statement, with sections starting at line 10.
+    fn stmts(text: &str, dialect: Dialect) -> Vec<(&str, usize)> {
+        let statements = split(text, 10, dialect).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        for s in &statements {
+            assert_eq!(Some(s.sql), text.get(s.span.clone()));
+        }
+        statements.into_iter().map(|s| (s.sql, s.line)).collect()
+    }
+
+    fn all_dialects(text: &str, expected: &[(&str, usize)]) {
+        for dialect in DIALECTS {
+            assert_eq!(stmts(text, dialect), expected, "{dialect}");
+        }
+    }
+
+    #[test]
+    fn splits_on_semicolons_with_lines_and_spans() {
+        let text = "CREATE TABLE t (a int);\n\nINSERT INTO t\n  VALUES (1);  SELECT 1";
+        all_dialects(text, &[("CREATE TABLE t (a int)", 10), ("INSERT INTO t\n  VALUES (1)", 12), ("SELECT 1", 13)]);
+        let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
+        assert_eq!(statements.iter().map(|s| s.span.clone()).collect::<Vec<_>>(), vec![0..22, 25..51, 54..62]);
+    }
+
+    #[test]
+    fn chunks_without_code_are_not_statements() {
+        all_dialects("", &[]);
+        all_dialects(" ;; \n;", &[]);
+        all_dialects("SELECT 1;\n-- trailing; comment\n/* and; this */\n", &[("SELECT 1", 10)]);
+    }
+
+    #[test]
+    fn leading_comments_excluded_inner_and_trailing_kept() {
+        all_dialects(
+            "-- about a\n/* more */ SELECT 'a' /* in; */ -- tail;\n;\n\n-- about b\nSELECT 2 -- two\n",
+            &[("SELECT 'a' /* in; */ -- tail;", 11), ("SELECT 2 -- two", 15)],
+        );
+    }
+
+    #[test]
+    fn semicolons_in_quotes_do_not_split() {
+        all_dialects(
+            "INSERT INTO t VALUES ('a;b', 'it''s;');\nSELECT \"x;y\", `p;q` FROM t;",
+            &[("INSERT INTO t VALUES ('a;b', 'it''s;')", 10), ("SELECT \"x;y\", `p;q` FROM t", 11)],
+        );
+    }
+
+    #[test]
+    fn backslashes_escape_only_in_mysql() {
+        let text = "SELECT '\\'; SELECT ';' -- '\nSELECT 3";
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            assert_eq!(stmts(text, dialect), vec![("SELECT '\\'", 10), ("SELECT ';' -- '\nSELECT 3", 10)]);
+        }
+        // In MySQL `\'` does not close the first literal.
+        assert_eq!(stmts(text, Dialect::Mysql), vec![("SELECT '\\'; SELECT '", 10), ("' -- '\nSELECT 3", 10)]);
+        assert_eq!(
+            stmts("SELECT E'a\\';'; SELECT 2", Dialect::Postgres),
+            vec![("SELECT E'a\\';'", 10), ("SELECT 2", 10)]
+        );
+    }
+
+    #[test]
+    fn comments_per_dialect() {
+        assert_eq!(stmts("SELECT 1 # x; y\n;", Dialect::Mysql), vec![("SELECT 1 # x; y", 10)]);
+        assert_eq!(stmts("SELECT 1 # x; y\n;", Dialect::Postgres), vec![("SELECT 1 # x", 10), ("y", 10)]);
+        let nested = "/* a /* b; */ c; */ SELECT 1;";
+        assert_eq!(stmts(nested, Dialect::Postgres), vec![("SELECT 1", 10)]);
+        assert_eq!(stmts(nested, Dialect::Sqlite), vec![("c", 10), ("*/ SELECT 1", 10)]);
+    }
+
+    #[test]
+    fn postgres_dollar_quotes_and_parameters() {
+        let text = "CREATE FUNCTION f() RETURNS int AS $body$\nBEGIN\n  RETURN 1; -- $$;\nEND;\n$body$ LANGUAGE plpgsql;\nPREPARE p AS SELECT $1;\nSELECT $$;$$";
+        assert_eq!(
+            stmts(text, Dialect::Postgres),
+            vec![
+                ("CREATE FUNCTION f() RETURNS int AS $body$\nBEGIN\n  RETURN 1; -- $$;\nEND;\n$body$ LANGUAGE plpgsql", 10),
+                ("PREPARE p AS SELECT $1", 15),
+                ("SELECT $$;$$", 16),
+            ]
+        );
+    }
+
+    #[test]
+    fn sqlite_trigger_with_case_inside() {
+        let text = "CREATE TRIGGER IF NOT EXISTS trg AFTER UPDATE ON t\nFOR EACH ROW WHEN (NEW.a > 0)\nBEGIN\n  UPDATE u SET b = CASE WHEN NEW.a > 1 THEN 'x;' ELSE 'y' END;\n  DELETE FROM v;\nEND;\nSELECT 1;";
+        assert_eq!(
+            stmts(text, Dialect::Sqlite),
+            vec![
+                ("CREATE TRIGGER IF NOT EXISTS trg AFTER UPDATE ON t\nFOR EACH ROW WHEN (NEW.a > 0)\nBEGIN\n  UPDATE u SET b = CASE WHEN NEW.a > 1 THEN 'x;' ELSE 'y' END;\n  DELETE FROM v;\nEND", 10),
+                ("SELECT 1", 16),
+            ]
+        );
+    }
+
+    #[test]
+    fn postgres_begin_atomic() {
+        let text = "create or replace function f(a int) returns int language sql\nbegin atomic\n  select a + 1;\n  select case a when 1 then 2 end;\nend;\nselect f(1);";
+        assert_eq!(
+            stmts(text, Dialect::Postgres),
+            vec![(text.get(..text.len() - "\nselect f(1);".len() - 1).unwrap_or_default(), 10), ("select f(1)", 15)]
+        );
+    }
+
+    #[test]
+    fn mysql_procedure_without_delimiter() {
+        let text = "CREATE DEFINER = 'me'@'%' PROCEDURE p()\nBEGIN\n  IF x THEN SELECT 1; END IF;\n  lbl: LOOP LEAVE lbl; END LOOP lbl;\n  CASE y WHEN 1 THEN SELECT 2; END CASE;\n  BEGIN SELECT 3; END;\nEND;\nCALL p();";
+        let (body, call) = text.split_at(text.len() - "\nCALL p();".len());
+        assert_eq!(
+            stmts(text, Dialect::Mysql),
+            vec![(body.trim_end_matches(';'), 10), (call.trim_matches(['\n', ';']), 17)]
+        );
+    }
+
+    #[test]
+    fn transactions_and_non_routines_split_normally() {
+        all_dialects(
+            "BEGIN;\nINSERT INTO t VALUES (1);\nCOMMIT;\nBEGIN TRANSACTION; END;",
+            &[("BEGIN", 10), ("INSERT INTO t VALUES (1)", 11), ("COMMIT", 12), ("BEGIN TRANSACTION", 13), ("END", 13)],
+        );
+        // A table or column named like a routine keyword does not open a body.
+        all_dialects(
+            "CREATE TABLE event (trigger int, begin int);\nCREATE VIEW v AS SELECT 1 AS function, 2 AS begin;\nSELECT 3;",
+            &[("CREATE TABLE event (trigger int, begin int)", 10), ("CREATE VIEW v AS SELECT 1 AS function, 2 AS begin", 11), ("SELECT 3", 12)],
+        );
+    }
+
+    #[test]
+    fn mysql_delimiter_procedure() {
+        let text = "DELIMITER //\nCREATE PROCEDURE p()\nBEGIN\n  IF a THEN SELECT ';'; END IF;\nEND//\ndelimiter ;\nCALL p();\nDELIMITER $$\nSELECT 1$$ SELECT 2 $$\nDELIMITER ;";
+        let expected = [
+            ("CREATE PROCEDURE p()\nBEGIN\n  IF a THEN SELECT ';'; END IF;\nEND", 11),
+            ("CALL p()", 16),
+            ("SELECT 1", 18),
+            ("SELECT 2", 18),
+        ];
+        all_dialects(text, &expected);
+    }
+
+    #[test]
+    fn delimiter_glued_inside_words_and_multi_token() {
+        assert_eq!(
+            stmts("DELIMITER ;;\nSELECT 1; SELECT 2;;\nSELECT 3", Dialect::Mysql),
+            vec![("SELECT 1; SELECT 2", 11), ("SELECT 3", 12)]
+        );
+        // `$$` ends a word; the rest of the word starts the next statement.
+        assert_eq!(stmts("DELIMITER $$\nEND$$abc$$", Dialect::Mysql), vec![("END", 11), ("abc", 11)]);
+        // Not inside literals or comments; a comment may follow the DELIMITER value.
+        assert_eq!(
+            stmts("DELIMITER // -- custom\nSELECT '//' /* // */ //\n", Dialect::Sqlite),
+            vec![("SELECT '//' /* // */", 11)]
+        );
+    }
+
+    #[test]
+    fn delimiter_only_at_line_start_of_a_new_statement() {
+        assert_eq!(stmts("SELECT 1\nDELIMITER //", Dialect::Mysql), vec![("SELECT 1\nDELIMITER //", 10)]);
+        assert_eq!(stmts("/* x */ DELIMITER //", Dialect::Mysql), vec![("DELIMITER //", 10)]);
+        let error = split("SELECT 1;\n  DELIMITER  \nSELECT 2", 10, Dialect::Mysql);
+        assert_eq!(error.map_err(|e| e.line), Err(11));
+    }
+
+    #[test]
+    fn crlf_input() {
+        all_dialects(
+            "-- c\r\nSELECT 1 -- one\r\n;\r\nSELECT\r\n  2;\r\n",
+            &[("SELECT 1 -- one", 11), ("SELECT\r\n  2", 13)],
+        );
+        all_dialects("DELIMITER //\r\nSELECT 1//\r\n", &[("SELECT 1", 11)]);
+    }
+
+    #[test]
+    fn unterminated_constructs_are_errors_at_their_first_line() {
+        let error = split("SELECT 1;\nSELECT 'a;\nb;\n", 10, Dialect::Postgres);
+        assert_eq!(
+            error,
+            Err(LexError { line: 11, message: "unterminated string literal (opened with ' here)".into() })
+        );
+        assert_eq!(split("SELECT 1;\n\n/* x", 1, Dialect::Sqlite).map_err(|e| e.line), Err(3));
+        assert_eq!(split("\nSELECT $f$ x $$", 1, Dialect::Postgres).map_err(|e| e.line), Err(2));
+    }
+
+    #[test]
+    fn odd_delimiters_do_not_panic() {
+        // `$$` is a delimiter before it can open a dollar quote.
+        assert_eq!(stmts("DELIMITER $$\nSELECT 1 $$", Dialect::Postgres), vec![("SELECT 1", 11)]);
+        assert_eq!(stmts("DELIMITER --\nSELECT 1 -- 2", Dialect::Sqlite), vec![("SELECT 1", 11), ("2", 11)]);
+        assert_eq!(stmts("DELIMITER é\nSELECT aéb", Dialect::Sqlite), vec![("SELECT a", 11), ("b", 11)]);
+    }
+
+    // --- property tests -------------------------------------------------
+
+    const VOCABULARY: &[&str] = &[
+        "'",
+        "\"",
+        "`",
+        "--",
+        "#",
+        "/*",
+        "*/",
+        "$$",
+        "$a$",
+        "$1",
+        ";",
+        ";",
+        "\n",
+        "\r\n",
+        " ",
+        " ",
+        "\\",
+        "BEGIN",
+        "END",
+        "CASE",
+        "IF",
+        "CREATE TRIGGER",
+        "CREATE PROCEDURE",
+        "(",
+        "AS",
+        "DELIMITER //\n",
+        "DELIMITER ;\n",
+        "DELIMITER $$\n",
+        "//",
+        "select",
+        "x",
+        "é",
+        "日本",
+        "1.5",
+    ];
+
+    fn sql_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(prop::sample::select(VOCABULARY), 0..40).prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    /// Every non-whitespace char between statements must be a delimiter, a
+    /// `DELIMITER` line or a comment. Deliberately simpler than the splitter:
+    /// it walks the gaps as text, tracking the delimiter itself.
+    fn check_gaps(text: &str, statements: &[Statement<'_>], dialect: Dialect) -> Result<(), String> {
+        let mut delimiter = ";";
+        let mut pos = 0;
+        let bounds = statements.iter().map(|s| s.span.clone()).chain(std::iter::once(text.len()..text.len()));
+        for span in bounds {
+            if span.start < pos || span.end < span.start {
+                return Err(format!("{span:?} overlaps or precedes {pos}"));
+            }
+            let mut gap = text.get(pos..span.start).ok_or("gap off a char boundary")?;
+            loop {
+                gap = gap.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+                if gap.is_empty() {
+                    break;
+                }
+                if let Some(rest) = gap.strip_prefix(delimiter) {
+                    gap = rest;
+                } else if gap.get(..9).is_some_and(|w| w.eq_ignore_ascii_case("DELIMITER")) {
+                    let value = gap[9..].trim_start_matches([' ', '\t']);
+                    let len = value.find(|c: char| c.is_ascii_whitespace() || c == '\x0b').unwrap_or(value.len());
+                    delimiter = &value[..len];
+                    gap = &value[len..];
+                } else {
+                    match Lexer::new(gap, 1, dialect).next() {
+                        Some(Ok(t)) if t.is_comment() => gap = &gap[t.text.len()..],
+                        other => return Err(format!("lost text {gap:?} ({other:?}) before {span:?}")),
+                    }
+                }
+            }
+            pos = span.end;
+        }
+        Ok(())
+    }
+
+    fn check_statement(statement: &Statement<'_>, text: &str, dialect: Dialect) -> Result<(), String> {
+        if Some(statement.sql) != text.get(statement.span.clone()) {
+            return Err(format!("{statement:?} is not its span"));
+        }
+        let first = Lexer::new(statement.sql, 1, dialect).next();
+        if !first.is_some_and(|t| t.is_ok_and(|t| t.is_code())) {
+            return Err(format!("{statement:?} does not start with code"));
+        }
+        if statement.sql.ends_with(|c: char| c.is_ascii_whitespace()) {
+            return Err(format!("{statement:?} ends with whitespace"));
+        }
+        let line = 7 + text.get(..statement.span.start).unwrap_or_default().matches('\n').count();
+        if statement.line != line {
+            return Err(format!("{statement:?} is on line {line}"));
+        }
+        Ok(())
+    }
+
+    /// A quote-free statement that never starts a routine or a DELIMITER line.
+    fn simple_statement() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            "[a-z][a-z0-9_]{0,6}".prop_filter("no routines", |w| !matches!(w.as_str(), "create" | "delimiter")),
+            "[0-9]{1,4}",
+            prop::sample::select(vec!["(", ")", ",", "=", "*", "<", ">", "+", "BEGIN", "END", "CASE", "é"])
+                .prop_map(String::from),
+        ];
+        let gap = prop::sample::select(vec![" ", "\n", "\t", "  ", "\r\n"]);
+        (atom.clone(), prop::collection::vec((gap, atom), 0..6)).prop_map(|(first, rest)| {
+            rest.into_iter().fold(first, |mut s, (gap, atom)| {
+                s.push_str(gap);
+                s.push_str(&atom);
+                s
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics_and_loses_nothing(text in sql_like()) {
+            for dialect in DIALECTS {
+                match split(&text, 7, dialect) {
+                    Ok(statements) => {
+                        for statement in &statements {
+                            check_statement(statement, &text, dialect).map_err(TestCaseError::fail)?;
+                        }
+                        check_gaps(&text, &statements, dialect).map_err(TestCaseError::fail)?;
+                    }
+                    Err(e) => prop_assert!(e.line >= 7 && e.line <= 7 + text.matches('\n').count()),
+                }
+            }
+        }
+
+        #[test]
+        fn splits_simple_statements_exactly(
+            statements in prop::collection::vec(simple_statement(), 1..8),
+            separators in prop::collection::vec(prop::sample::select(vec![";", ";\n", " ;\n\n", ";\r\n", "\n;"]), 8),
+            trailing in any::<bool>(),
+        ) {
+            let mut text = String::new();
+            let mut expected = Vec::new();
+            for (i, (statement, separator)) in statements.iter().zip(&separators).enumerate() {
+                expected.push((statement.as_str(), 7 + text.matches('\n').count()));
+                text.push_str(statement);
+                if trailing || i + 1 < statements.len() {
+                    text.push_str(separator);
+                }
+            }
+            for dialect in DIALECTS {
+                let got: Vec<_> = split(&text, 7, dialect).map_err(|e| TestCaseError::fail(e.to_string()))?
+                    .into_iter().map(|s| (s.sql, s.line)).collect();
+                prop_assert_eq!(&got, &expected);
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The command line as a user meets it: format errors, config, targets,
+//! passwords, `new`, JSON output. Engine-independent parts run on SQLite.
+
+use std::path::Path;
+
+use crate::support::{Engine, Sandbox, TestDb};
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:///{}", dir.join("db.sqlite").display())
+}
+
+#[test]
+fn every_format_error_names_file_and_line_and_runs_nothing() {
+    let cases = [
+        ("unknown-marker", "releases/r1/v001-x.sql:3: unknown section `@simdorp`; did you mean `-- @simdrop`?"),
+        ("duplicate-section", "releases/r1/v001-x.sql:4: section `@add` appears twice (first at line 1)"),
+        ("sql-before-marker", "releases/r1/v001-x.sql:2: SQL before the first marker"),
+        ("no-marker", "releases/r1/v001-x.sql:1: no section marker"),
+        ("orphan-rollback", "releases/r1/v001-x.sql:3: `@rollback_simdrop` without an `@simdrop` section"),
+        (
+            "unknown-option",
+            "releases/r1/v001-x.sql:1: unknown option `notransaction` on `@add`; did you mean `no-transaction`?",
+        ),
+        ("natural-tie", "sort the same in natural order"),
+        ("unterminated-string", "releases/r1/v001-x.sql:4: unterminated string"),
+    ];
+    for (fixture, message) in cases {
+        let p = Sandbox::fixture(&format!("broken/{fixture}"));
+        let url = sqlite_url(p.path());
+        for command in [&["ff"][..], &["add"], &["-n", "ff"]] {
+            let run = p.run_with(Some(&url), command);
+            run.code(2).stderr_has(message);
+            assert!(!run.stderr.contains("panicked"), "{fixture}: {}", run.stderr);
+        }
+        assert!(!p.path().join("db.sqlite").exists(), "{fixture}: nothing may run, not even a connection");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_a_format_error() {
+    let p = Sandbox::empty();
+    std::fs::create_dir_all(p.path().join("releases/r1")).unwrap();
+    std::fs::write(p.path().join("releases/r1/v001-x.sql"), b"-- @add\nSELECT 1;\nSELECT '\xe9t\xe9';\n").unwrap();
+    p.run_with(Some(&sqlite_url(p.path())), &["ff"])
+        .code(2)
+        .stderr_has("releases/r1/v001-x.sql:3: file is not valid UTF-8");
+}
+
+#[test]
+fn bom_and_crlf_files_run() {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-x.sql",
+        "\u{feff}-- @add\r\nCREATE TABLE t (a INTEGER);\r\nINSERT INTO t VALUES (1);\r\n",
+    );
+    p.run_with(Some(&sqlite_url(p.path())), &["ff"]).ok().stdout_has("add              r1/v001-x  ok (2 statements");
+}
+
+#[test]
+fn lookalike_files_and_nested_directories_are_warned_about() {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-x.sql", "-- @add\nSELECT 1;\n");
+    p.write("releases/r1/v002-y.SQL", "-- @add\nSELECT 1;\n");
+    p.write("releases/r1/v003-z.sql.txt", "-- @add\nSELECT 1;\n");
+    p.write("releases/r1/old/v004.sql", "-- @add\nSELECT 1;\n");
+    p.write("releases/r1/.hidden.sql", "garbage");
+    p.write("releases/r1/notes.md", "text");
+    let run = p.run_with(Some(&sqlite_url(p.path())), &["status"]);
+    run.ok().stderr_has("v002-y.SQL: ignored").stderr_has("v003-z.sql.txt: ignored").stderr_has("old: ignored: nested");
+    assert_eq!(run.stderr.matches("warning:").count(), 3, "{}", run.stderr);
+    assert!(run.stdout.contains("r1/v001-x") && !run.stdout.contains("v002"), "{}", run.stdout);
+}
+
+#[test]
+fn environments_are_chosen_with_e_and_checked() {
+    let p = Sandbox::fixture("portable");
+    p.write("conf.d/dev.yaml", "connection: \"sqlite:///dev.db\"\n");
+    p.run_with(None, &["ff", "--through", "add"]).ok();
+    assert!(p.path().join("dev.db").exists(), "sqlite:/// is relative to the project root, not the cwd");
+    p.write("conf.d/prod.yaml", "connection: \"sqlite:///prod.db\"\n");
+    p.run_with(None, &["status"]).code(2).stderr_has("choose one with -e: dev, prod");
+    p.run_with(None, &["-e", "staging", "status"])
+        .code(2)
+        .stderr_has("no environment `staging`")
+        .stderr_has("dev, prod");
+    p.run_with(None, &["-e", "prod", "ff", "--through", "add"]).ok();
+    assert!(p.path().join("prod.db").exists());
+    p.write("conf.d/prod.yaml", "connection: \"sqlite:///prod.db\"\nlock_wiat: 5s\n");
+    p.run_with(None, &["-e", "prod", "status"])
+        .code(2)
+        .stderr_has("prod.yaml: unknown key `lock_wiat`; did you mean `lock_wait`?");
+    p.write("conf.d/prod.yaml", "connection: \"sqlite:///${PYGRATE_TEST_UNSET_VAR}.db\"\n");
+    p.run_with(None, &["-e", "prod", "status"]).code(2).stderr_has("`PYGRATE_TEST_UNSET_VAR` is not set");
+    // --conn overrides it, so then the unset variable does not matter.
+    let other = format!("sqlite:///{}", p.path().join("other.db").display());
+    p.run_with(Some(&other), &["-e", "prod", "ff", "--through", "add"]).ok();
+    p.write("conf.d/prod.yaml", "connection: \"sqlite:///${PYGRATE_TEST_UNSET_VAR:-fallback}.db\"\n");
+    p.run_with(None, &["-e", "prod", "ff", "--through", "add"]).ok();
+    assert!(p.path().join("fallback.db").exists());
+    // --conn overrides the config; DATABASE_URL is used when neither is given.
+    p.run_with(Some(&format!("sqlite:///{}", p.path().join("conn.db").display())), &["-e", "prod", "ff"]).ok();
+    assert!(p.path().join("conn.db").exists());
+    std::fs::remove_dir_all(p.path().join("conf.d")).unwrap();
+    p.run_with(None, &["status"]).code(2).stderr_has("no database");
+    let env_db = p.path().join("env.db");
+    let out = p
+        .command(None, &["ff", "--through", "add"])
+        .env("DATABASE_URL", format!("sqlite:///{}", env_db.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env_db.exists());
+}
+
+#[test]
+fn targets_resolve_or_explain() {
+    let p = Sandbox::fixture("portable");
+    p.write("releases/r2/v002-people.sql", "-- @add\nSELECT 1;\n");
+    let url = sqlite_url(p.path());
+    p.run_with(Some(&url), &["add", "v002"])
+        .code(2)
+        .stderr_has("`v002` is ambiguous")
+        .stderr_has("r1/v002-people, r2/v002-people");
+    p.run_with(Some(&url), &["add", "r1/v009"]).code(2).stderr_has("no version `r1/v009`");
+    p.run_with(Some(&url), &["add", "r1/v001"]).ok();
+    p.run_with(Some(&url), &["add", "v001-journal"]).ok().stdout_has("nothing to do");
+}
+
+#[test]
+fn new_creates_the_next_version_with_every_marker() {
+    let p = Sandbox::empty();
+    p.run_with(None, &["new", "2026.03", "add orders"]).ok().stdout_has("releases/2026.03/v001-add-orders.sql");
+    p.run_with(None, &["new", "2026.03", "backfill"]).ok().stdout_has("v002-backfill.sql");
+    let text = p.read("releases/2026.03/v002-backfill.sql");
+    for marker in ["-- @add", "-- @rollback_add", "-- @simdrop", "-- @rollback_simdrop", "-- @drop"] {
+        assert!(text.contains(marker), "{text}");
+    }
+    p.run_with(None, &["new", "../x", "y"]).code(2);
+    // Empty sections are no-op phases: the new versions run as they are.
+    p.run_with(Some(&sqlite_url(p.path())), &["ff"])
+        .ok()
+        .stdout_has("drop             2026.03/v002-backfill  ok (0 statements");
+}
+
+#[test]
+fn status_json_is_parseable_and_complete() {
+    let p = Sandbox::fixture("portable");
+    let url = sqlite_url(p.path());
+    p.run_with(Some(&url), &["ff", "--through", "add", "--to", "r1"]).ok();
+    let status = p.run_with(Some(&url), &["status", "--format", "json"]).json();
+    let versions = status["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[0]["id"], "r1/v001-journal");
+    assert_eq!(
+        versions[0]["file"],
+        "releases/r1/v001-journal.sql".to_string().replace("releases", &format!("{}/releases", p.path().display()))
+    );
+    assert_eq!(versions[0]["phases"][0]["phase"], "add");
+    assert_eq!(versions[0]["phases"][0]["status"], "applied");
+    assert!(versions[0]["phases"][0]["applied_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(versions[0]["phases"][1]["status"], "pending");
+    assert_eq!(versions[2]["phases"][0]["status"], "pending");
+    assert_eq!(status["problems"].as_array().unwrap().len(), 0);
+}
+
+/// A password in a URL appears nowhere: not in output, not in the state.
+fn passwords_never_leak(db: &TestDb) {
+    let secret = "hunter2-secret";
+    let p = Sandbox::fixture("portable");
+    let bad_urls: Vec<String> = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => vec![
+            format!("postgres://postgres:{secret}@127.0.0.1:1/x"),
+            format!("postgres://nobody:{secret}@127.0.0.1:5432/nope?connect_timeout=3"),
+        ],
+        Engine::Mysql => {
+            vec![format!("mysql://root:{secret}@127.0.0.1:1/x"), format!("mysql://root:{secret}@127.0.0.1:3306/test")]
+        }
+    };
+    for url in &bad_urls {
+        let started = std::time::Instant::now();
+        let run = p.run_with(Some(url), &["ff"]);
+        run.code(1).stderr_has("cannot connect");
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{}", run.stderr);
+        assert!(started.elapsed().as_secs() < 15, "connect must time out");
+    }
+    // Success path, with the password in the config through the environment.
+    let url = db.url.replacen("://root@", &format!("://root:{secret}@"), 1).replacen(
+        "://postgres@",
+        &format!("://postgres:{secret}@"),
+        1,
+    );
+    if db.engine == Engine::Postgres {
+        // trust auth accepts any password: the URL works as is.
+        p.write("conf.d/ci.yaml", "connection: \"${PYGRATE_TEST_URL}\"\n");
+        let out = p.command(None, &["-v", "ff"]).env("PYGRATE_TEST_URL", &url).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+        let dump = db.query_strings("SELECT * FROM pygrate_state");
+        assert!(!format!("{dump:?}").contains(secret));
+        let dump = db.query_strings("SELECT operation, outcome, detail, run_by FROM pygrate_log");
+        assert!(!format!("{dump:?}").contains(secret));
+    }
+}
+
+crate::on_every_engine!(passwords_never_leak);

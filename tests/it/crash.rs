@@ -1,0 +1,151 @@
+//! SPEC 9 under stress, on every engine: concurrent `ff` processes apply each
+//! phase exactly once, a SIGKILL at any moment leaves truthful state, and a
+//! held migration lock makes others wait, then name the holder.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use pygrate::backend::{connect, Location, Settings};
+use pygrate::config::Config;
+use pygrate::state::Actor;
+
+use crate::lanes::{applied, journal, state};
+use crate::support::{Engine, Sandbox, TestDb};
+
+/// `n` versions; every section records itself in `applied_log`, after a
+/// statement or two of real work.
+fn busy_project(n: usize) -> Sandbox {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v000-journal.sql",
+        "-- @add\nCREATE TABLE applied_log (version VARCHAR(50) NOT NULL, phase VARCHAR(20) NOT NULL);\n\
+         INSERT INTO applied_log (version, phase) VALUES ('r1/v000-journal', 'add');\n\
+         -- @simdrop\nINSERT INTO applied_log (version, phase) VALUES ('r1/v000-journal', 'simdrop');\n\
+         -- @drop\nINSERT INTO applied_log (version, phase) VALUES ('r1/v000-journal', 'drop');\n",
+    );
+    for i in 1..=n {
+        let id = format!("r1/v{i:03}-work");
+        p.write(
+            &format!("releases/{id}.sql"),
+            &format!(
+                "-- @add\nCREATE TABLE IF NOT EXISTS t_{i} (id INTEGER PRIMARY KEY, v VARCHAR(20));\n\
+                 INSERT INTO t_{i} (id, v) VALUES (1, 'a');\n\
+                 INSERT INTO applied_log (version, phase) VALUES ('{id}', 'add');\n\
+                 -- @simdrop\nUPDATE t_{i} SET v = 'b' WHERE id = 1;\n\
+                 INSERT INTO applied_log (version, phase) VALUES ('{id}', 'simdrop');\n\
+                 -- @drop\nINSERT INTO applied_log (version, phase) VALUES ('{id}', 'drop');\n"
+            ),
+        );
+    }
+    p
+}
+
+/// Waits until the migration lock is free, i.e. no session of a killed
+/// pygrate is still working on the database.
+fn wait_until_unlocked(db: &TestDb, p: &Sandbox) {
+    let settings = Settings::from_config(&Config::default(), Actor::current());
+    let mut backend = connect(&Location::parse(&db.url, p.path()).unwrap(), &settings, true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !backend.try_lock().unwrap() {
+        assert!(Instant::now() < deadline, "the killed pygrate's session never ended");
+        sleep(Duration::from_millis(20));
+    }
+    backend.unlock().unwrap();
+}
+
+#[track_caller]
+fn assert_no_duplicates(db: &TestDb) {
+    let rows = journal(db);
+    let unique: BTreeSet<&String> = rows.iter().collect();
+    assert_eq!(unique.len(), rows.len(), "a section ran twice: {rows:?}");
+}
+
+fn concurrent_ff_applies_every_phase_exactly_once(db: &TestDb) {
+    let p = busy_project(12);
+    let children: Vec<_> = (0..8)
+        .map(|_| p.command(Some(&db.url), &["ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_no_duplicates(db);
+    assert_eq!(journal(db).len(), 13 * 3);
+    assert_eq!(journal(db), applied(db));
+    let log_rows = db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE outcome = 'ok'");
+    assert_eq!(log_rows, 13 * 3, "each phase logged once");
+}
+
+fn sigkill_at_any_moment_leaves_truthful_state(db: &TestDb) {
+    let p = busy_project(60);
+    let mut interrupted = 0;
+    for delay_ms in [40, 90, 150, 230, 330, 450, 600] {
+        let mut child =
+            p.command(Some(&db.url), &["-q", "ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // The server may still finish what the killed client already sent;
+        // its session (and the lock) ends only then. Compare after that.
+        wait_until_unlocked(db, &p);
+        assert_no_duplicates(db);
+        let unsettled: Vec<String> =
+            state(db).into_iter().filter(|r| r.ends_with(" running") || r.ends_with(" failed")).collect();
+        if db.engine == Engine::Mysql {
+            // DDL commits on its own: a kill may leave one phase running, and
+            // every phase recorded applied has taken effect.
+            assert!(unsettled.len() <= 1, "{unsettled:?}");
+            let effects: BTreeSet<String> = journal(db).into_iter().collect();
+            for phase in applied(db) {
+                assert!(effects.contains(&phase), "{phase} applied without its effect");
+            }
+            for row in unsettled {
+                let (id, phase) = row.split_once(' ').unwrap();
+                let phase = phase.split(' ').next().unwrap();
+                if effects.contains(&format!("{id} {phase}")) {
+                    // A human looked: the last statement ran.
+                    p.run(db, &["resolve", id, phase, "--as", "applied"]).ok();
+                }
+            }
+        } else {
+            // The section and its state row commit together: state is exact.
+            assert!(unsettled.is_empty(), "{unsettled:?}");
+            assert_eq!(journal(db), applied(db), "after a kill at {delay_ms} ms");
+        }
+    }
+    assert!(interrupted >= 2, "the kills should land while ff runs (only {interrupted} did)");
+    // Whatever was left running resumes; then everything is applied once.
+    p.run(db, &["ff"]).ok();
+    assert_no_duplicates(db);
+    assert_eq!(journal(db).len(), 61 * 3);
+    assert_eq!(journal(db), applied(db));
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM t_60"), 1);
+}
+
+fn a_held_lock_makes_others_wait_then_names_the_holder(db: &TestDb) {
+    let p = busy_project(1);
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_wait: 1s\n", db.url));
+    let config = Config::default();
+    let settings = Settings::from_config(&config, Actor::current());
+    let mut holder = connect(&Location::parse(&db.url, p.path()).unwrap(), &settings, true).unwrap();
+    assert!(holder.try_lock().unwrap());
+    let started = Instant::now();
+    let run = p.run_with(None, &["ff"]);
+    run.code(1).stderr_has("could not get the migration lock within").stderr_has("held by");
+    assert!(started.elapsed() < Duration::from_secs(10), "lock_wait is 1s");
+    assert!(!db.table_exists("applied_log"), "nothing ran");
+    holder.unlock().unwrap();
+    p.run_with(None, &["ff"]).ok();
+    assert_eq!(journal(db).len(), 6);
+}
+
+crate::on_every_engine!(
+    concurrent_ff_applies_every_phase_exactly_once,
+    sigkill_at_any_moment_leaves_truthful_state,
+    a_held_lock_makes_others_wait_then_names_the_holder,
+);

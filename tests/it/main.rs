@@ -1,0 +1,11 @@
+//! Integration tests: the real binary and the library against real databases.
+
+mod support;
+
+mod adapters;
+mod cli;
+mod crash;
+mod integrity;
+mod lanes;
+mod lint;
+mod servers;

@@ -1,0 +1,147 @@
+//! What only real servers can show (issue 3): lock timeouts and retries,
+//! CREATE INDEX CONCURRENTLY, resuming a killed MySQL section.
+
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ::mysql::prelude::Queryable;
+
+use crate::lanes::state;
+use crate::support::{Engine, Sandbox, TestDb};
+
+/// Holds a lock on table `t` from another session until told to stop (or
+/// `hold` passes): PostgreSQL ACCESS EXCLUSIVE; MySQL a metadata lock from an
+/// open transaction that read it.
+fn block_table(db: &TestDb, hold: Duration) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let (ready, is_ready) = mpsc::channel::<()>();
+    let url = db.url.clone();
+    let engine = db.engine;
+    let handle = thread::spawn(move || match engine {
+        Engine::Postgres => {
+            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+            c.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").unwrap();
+            ready.send(()).unwrap();
+            let _ = stopped.recv_timeout(hold);
+            c.batch_execute("ROLLBACK").unwrap();
+        }
+        Engine::Mysql => {
+            let mut c = ::mysql::Conn::new(::mysql::Opts::from_url(&url).unwrap()).unwrap();
+            c.query_drop("START TRANSACTION").unwrap();
+            c.query_drop("SELECT * FROM t").unwrap();
+            ready.send(()).unwrap();
+            let _ = stopped.recv_timeout(hold);
+            c.query_drop("ROLLBACK").unwrap();
+        }
+        Engine::Sqlite => unreachable!(),
+    });
+    is_ready.recv().unwrap();
+    (stop, handle)
+}
+
+fn project(db: &TestDb, retries: u32) -> Sandbox {
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 1s\nlock_retries: {retries}\n", db.url));
+    p.write("releases/r1/v001-t.sql", "-- @add\nCREATE TABLE t (id INTEGER PRIMARY KEY);\n");
+    p.run_with(None, &["ff"]).ok();
+    p.write(
+        "releases/r1/v002-alter.sql",
+        "-- @add\nALTER TABLE t ADD COLUMN note VARCHAR(20);\n-- @rollback_add\nALTER TABLE t DROP COLUMN note;\n",
+    );
+    p
+}
+
+fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
+    if db.engine == Engine::Sqlite {
+        return;
+    }
+    let p = project(db, 0);
+    let (stop, blocker) = block_table(db, Duration::from_secs(30));
+    let started = Instant::now();
+    let run = p.run_with(None, &["add"]);
+    let took = started.elapsed();
+    stop.send(()).unwrap();
+    blocker.join().unwrap();
+    run.code(1).stderr_has("releases/r1/v002-alter.sql:2: add r1/v002-alter failed");
+    let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
+    run.stderr_has(code);
+    assert!(took < Duration::from_secs(6), "lock_timeout 1s, took {took:?}");
+    assert!(!state(db).iter().any(|r| r.contains("v002-alter add applied")), "{:?}", state(db));
+}
+
+fn a_lock_timeout_is_retried_until_the_blocker_lets_go(db: &TestDb) {
+    if db.engine == Engine::Sqlite {
+        return;
+    }
+    let p = project(db, 4);
+    let (_stop, blocker) = block_table(db, Duration::from_millis(1800));
+    let run = p.run_with(None, &["add"]);
+    blocker.join().unwrap();
+    run.ok().stderr_has("could not get a lock in time").stderr_has("retry 1");
+    assert!(state(db).contains(&"r1/v002-alter add applied".to_string()));
+}
+
+fn create_index_concurrently_needs_no_transaction(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-t.sql", "-- @add\nCREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n");
+    p.write(
+        "releases/r1/v002-ix.sql",
+        "-- @add\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n-- @rollback_add\nDROP INDEX t_v;\n",
+    );
+    let run = p.run(db, &["ff", "--allow-unsafe"]);
+    run.code(1).stderr_has("[25001]").stderr_has("no-transaction");
+    p.write("releases/r1/v002-ix.sql", "-- @add no-transaction\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n-- @rollback_add no-transaction\nDROP INDEX CONCURRENTLY t_v;\n");
+    p.run(db, &["ff", "--through", "add"]).ok();
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 't_v'"), 1);
+    p.run(db, &["rollback_add", "r1/v002"]).ok();
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 't_v'"), 0);
+}
+
+fn a_killed_mysql_section_resumes_at_the_first_statement_not_done(db: &TestDb) {
+    if db.engine != Engine::Mysql {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-four.sql",
+        "-- @add\nCREATE TABLE counter (n INTEGER);\nINSERT INTO counter VALUES (1);\nSELECT SLEEP(3);\nINSERT INTO counter VALUES (4);\n",
+    );
+    let mut child = p.command(Some(&db.url), &["ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(state(db), ["r1/v001-four add running"]);
+    assert_eq!(db.query_i64("SELECT statements_done FROM pygrate_state"), 2);
+    // The server may still be sleeping for the killed session; it ends in 3s.
+    p.run(db, &["ff"]).ok();
+    assert_eq!(db.query_strings("SELECT n FROM counter ORDER BY n").len(), 2, "1 and 4, each once");
+    assert!(state(db).contains(&"r1/v001-four add applied".to_string()));
+}
+
+/// Errors without a position (PostgreSQL reports none for a duplicate table)
+/// still name the statement's line.
+fn an_error_without_position_still_names_its_statement(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-dup.sql",
+        "-- @add\nCREATE TABLE a (id INTEGER);\n\n-- the same again\nCREATE TABLE a (id INTEGER);\nCREATE TABLE b (id INTEGER);\n",
+    );
+    p.run(db, &["ff"]).code(1).stderr_has("releases/r1/v001-dup.sql:5: add r1/v001-dup failed");
+    if db.engine != Engine::Mysql {
+        assert!(!db.table_exists("a"), "rolled back, replay included");
+    }
+    assert!(!db.table_exists("b"));
+}
+
+crate::on_every_engine!(
+    an_error_without_position_still_names_its_statement,
+    lock_timeout_fails_fast_and_applies_nothing,
+    a_lock_timeout_is_retried_until_the_blocker_lets_go,
+    create_index_concurrently_needs_no_transaction,
+    a_killed_mysql_section_resumes_at_the_first_statement_not_done,
+);
