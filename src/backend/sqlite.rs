@@ -22,8 +22,6 @@ pub struct Sqlite {
     sql: StateSql,
     lock_path: Option<PathBuf>,
     lock_file: Option<File>,
-    /// `persist_journal` switched the journal mode; unlock switches it back.
-    restore_delete_journal: bool,
     holder: String,
 }
 
@@ -55,24 +53,8 @@ impl Sqlite {
             sql: StateSql::new(Dialect::Sqlite, &settings.state_table, None),
             lock_path,
             lock_file: None,
-            restore_delete_journal: false,
             holder: settings.actor.holder(),
         })
-    }
-
-    /// While pygrate holds the lock, a database in the default `delete`
-    /// journal mode uses `persist`: as durable, but each commit zeroes the
-    /// journal's header instead of deleting and recreating the file, which
-    /// saves a file creation and its directory sync per section. The mode of
-    /// a rollback journal is per connection (only WAL is stored in the file),
-    /// and unlock restores `delete`, which also removes the journal file.
-    fn persist_journal(&mut self) -> Result<(), DbError> {
-        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(db_error)?;
-        if mode.eq_ignore_ascii_case("delete") {
-            self.conn.query_row("PRAGMA journal_mode = PERSIST", [], |_| Ok(())).map_err(db_error)?;
-            self.restore_delete_journal = true;
-        }
-        Ok(())
     }
 
     fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<(), DbError> {
@@ -120,7 +102,6 @@ impl Backend for Sqlite {
                 file.seek(SeekFrom::Start(0)).map_err(io)?;
                 file.write_all(self.holder.as_bytes()).map_err(io)?;
                 self.lock_file = Some(file);
-                self.persist_journal()?;
                 Ok(true)
             }
             Err(TryLockError::WouldBlock) => Ok(false),
@@ -129,10 +110,6 @@ impl Backend for Sqlite {
     }
 
     fn unlock(&mut self) -> Result<(), DbError> {
-        if self.restore_delete_journal {
-            self.restore_delete_journal = false;
-            self.conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(())).map_err(db_error)?;
-        }
         // Closing the file releases the lock; the file itself stays, so that a
         // waiter never locks an unlinked inode.
         if let Some(file) = self.lock_file.take() {
