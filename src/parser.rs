@@ -325,4 +325,74 @@ mod tests {
         let m = parse_str("-- @add\n--- @drop is later\n  -- @drop indented is SQL text\n");
         assert!(m.is_ok(), "{m:?}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Lines that exercise markers, options, allow comments, BOMs and CRLF.
+        const LINES: &[&str] = &[
+            "-- @add\n",
+            "--@drop\r\n",
+            "-- @simdrop no-transaction\n",
+            "-- @rollback_add -- pygrate:allow pg-index-concurrently\n",
+            "-- @rollback_simdrop\n",
+            "-- @simdorp\n",
+            "-- @add nontransaction\n",
+            "-- @\n",
+            "-- @add",
+            "--- @drop is a comment\n",
+            "SELECT 1;\n",
+            "CREATE TABLE t (a int);\r\n",
+            "/* block\n",
+            "'it''s\n",
+            "-- comment\n",
+            "\n",
+            "\u{feff}",
+            "\u{e9}t\u{e9}\n",
+        ];
+
+        fn file_like() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                any::<Vec<u8>>(),
+                any::<String>().prop_map(String::into_bytes),
+                prop::collection::vec(prop::sample::select(LINES), 0..30).prop_map(|l| l.concat().into_bytes()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Never panics; errors name a line of the file; a parsed file is
+            /// exactly its preamble plus each marker line and its body.
+            #[test]
+            fn never_panics_and_loses_nothing(bytes in file_like()) {
+                let lines_in_file = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+                match parse(VersionId::new("r", "v"), Path::new("v.sql"), &bytes) {
+                    Err(errors) => {
+                        prop_assert!(!errors.is_empty());
+                        for e in &errors {
+                            prop_assert!(e.line >= 1 && e.line <= lines_in_file, "{e} of {lines_in_file} lines");
+                        }
+                    }
+                    Ok(m) => {
+                        let text = std::str::from_utf8(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+                        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                        let mut sections: Vec<&Section> = m.sections().collect();
+                        sections.sort_by_key(|s| s.marker_line);
+                        let first = sections.first().map_or(0, |s| s.marker_line - 1);
+                        let mut rebuilt = lines[..first].concat();
+                        for s in sections {
+                            rebuilt.push_str(lines[s.marker_line - 1]);
+                            rebuilt.push_str(&s.body);
+                            prop_assert_eq!(&s.checksum, &section_checksum(&s.body));
+                        }
+                        prop_assert_eq!(rebuilt, text);
+                    }
+                }
+            }
+        }
+    }
 }
