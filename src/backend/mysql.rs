@@ -217,6 +217,17 @@ fn cell<T: FromValue>(row: &mut Row, index: usize) -> Result<T, DbError> {
     }
 }
 
+struct MysqlRow(Row);
+
+impl state_sql::Cells for MysqlRow {
+    fn text(&mut self, index: usize) -> Result<Option<String>, DbError> {
+        cell(&mut self.0, index)
+    }
+    fn int(&mut self, index: usize) -> Result<i64, DbError> {
+        cell(&mut self.0, index)
+    }
+}
+
 impl Backend for Mysql {
     fn capabilities(&self) -> Capabilities {
         Capabilities { transactional_ddl: false }
@@ -282,16 +293,8 @@ impl Backend for Mysql {
             Err(e) => return Err(db_error(e)),
         };
         let mut out = Vec::with_capacity(rows.len());
-        for mut row in rows {
-            let mut texts: [Option<String>; state_sql::STATE_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = cell(&mut row, i)?;
-            }
-            let mut ints = [0i64; state_sql::STATE_INT_COLUMNS];
-            for (i, v) in ints.iter_mut().enumerate() {
-                *v = cell(&mut row, state_sql::STATE_TEXT_COLUMNS + i)?;
-            }
-            out.push(state_sql::decode_state(texts, ints)?);
+        for row in rows {
+            out.push(state_sql::decode_state(&mut MysqlRow(row))?);
         }
         Ok(Some(out))
     }
@@ -303,12 +306,8 @@ impl Backend for Mysql {
             Err(e) => return Err(db_error(e)),
         };
         let mut out = Vec::with_capacity(rows.len());
-        for mut row in rows {
-            let mut texts: [Option<String>; state_sql::LOG_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = cell(&mut row, i)?;
-            }
-            out.push(state_sql::decode_log(texts, cell(&mut row, state_sql::LOG_TEXT_COLUMNS)?));
+        for row in rows {
+            out.push(state_sql::decode_log(&mut MysqlRow(row))?);
         }
         Ok(out)
     }

@@ -274,15 +274,7 @@ impl Backend for Postgres {
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut texts: [Option<String>; state_sql::STATE_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = row.try_get(i).map_err(db_error)?;
-            }
-            let mut ints = [0i64; state_sql::STATE_INT_COLUMNS];
-            for (i, v) in ints.iter_mut().enumerate() {
-                *v = row.try_get(state_sql::STATE_TEXT_COLUMNS + i).map_err(db_error)?;
-            }
-            out.push(state_sql::decode_state(texts, ints)?);
+            out.push(state_sql::decode_state(&mut PgRow(row))?);
         }
         Ok(Some(out))
     }
@@ -295,11 +287,7 @@ impl Backend for Postgres {
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut texts: [Option<String>; state_sql::LOG_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = row.try_get(i).map_err(db_error)?;
-            }
-            out.push(state_sql::decode_log(texts, row.try_get(state_sql::LOG_TEXT_COLUMNS).map_err(db_error)?));
+            out.push(state_sql::decode_log(&mut PgRow(row))?);
         }
         Ok(out)
     }
@@ -398,6 +386,17 @@ impl Backend for Postgres {
 
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError> {
         run(&mut self.client, &self.sql.insert_log, &state_sql::log_params(entry))
+    }
+}
+
+struct PgRow<'a>(&'a postgres::Row);
+
+impl state_sql::Cells for PgRow<'_> {
+    fn text(&mut self, index: usize) -> Result<Option<String>, DbError> {
+        self.0.try_get(index).map_err(db_error)
+    }
+    fn int(&mut self, index: usize) -> Result<i64, DbError> {
+        self.0.try_get(index).map_err(db_error)
     }
 }
 

@@ -66,6 +66,17 @@ impl Sqlite {
     }
 }
 
+struct SqliteRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl state_sql::Cells for SqliteRow<'_, '_> {
+    fn text(&mut self, index: usize) -> Result<Option<String>, DbError> {
+        self.0.get(index).map_err(db_error)
+    }
+    fn int(&mut self, index: usize) -> Result<i64, DbError> {
+        self.0.get(index).map_err(db_error)
+    }
+}
+
 struct Param<'a>(Value<'a>);
 
 impl ToSql for Param<'_> {
@@ -153,15 +164,7 @@ impl Backend for Sqlite {
         let mut rows = stmt.query([]).map_err(db_error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(db_error)? {
-            let mut texts: [Option<String>; state_sql::STATE_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = row.get(i).map_err(db_error)?;
-            }
-            let mut ints = [0i64; state_sql::STATE_INT_COLUMNS];
-            for (i, v) in ints.iter_mut().enumerate() {
-                *v = row.get(state_sql::STATE_TEXT_COLUMNS + i).map_err(db_error)?;
-            }
-            out.push(state_sql::decode_state(texts, ints)?);
+            out.push(state_sql::decode_state(&mut SqliteRow(row))?);
         }
         Ok(Some(out))
     }
@@ -175,11 +178,7 @@ impl Backend for Sqlite {
         let mut rows = stmt.query([]).map_err(db_error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(db_error)? {
-            let mut texts: [Option<String>; state_sql::LOG_TEXT_COLUMNS] = Default::default();
-            for (i, t) in texts.iter_mut().enumerate() {
-                *t = row.get(i).map_err(db_error)?;
-            }
-            out.push(state_sql::decode_log(texts, row.get(state_sql::LOG_TEXT_COLUMNS).map_err(db_error)?));
+            out.push(state_sql::decode_log(&mut SqliteRow(row))?);
         }
         Ok(out)
     }

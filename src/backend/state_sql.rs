@@ -225,11 +225,23 @@ pub fn log_params(entry: &LogEntry) -> Vec<Value<'_>> {
     ]
 }
 
-/// A row of `select_state`, as read by an adapter.
-pub fn decode_state(
-    texts: [Option<String>; STATE_TEXT_COLUMNS],
-    ints: [i64; STATE_INT_COLUMNS],
-) -> Result<PhaseState, DbError> {
+/// One result row of a driver, read by column index. Adapters implement
+/// only this; the layout of the state rows is decoded here, once.
+pub trait Cells {
+    fn text(&mut self, index: usize) -> Result<Option<String>, DbError>;
+    fn int(&mut self, index: usize) -> Result<i64, DbError>;
+}
+
+/// A row of `select_state`.
+pub fn decode_state(row: &mut impl Cells) -> Result<PhaseState, DbError> {
+    let mut texts: [Option<String>; STATE_TEXT_COLUMNS] = Default::default();
+    for (i, t) in texts.iter_mut().enumerate() {
+        *t = row.text(i)?;
+    }
+    let mut ints = [0i64; STATE_INT_COLUMNS];
+    for (i, v) in ints.iter_mut().enumerate() {
+        *v = row.int(STATE_TEXT_COLUMNS + i)?;
+    }
     let [release, version, phase, status, checksum, rollback_checksum, done_checksum, at, by, error] = texts;
     let [rolling_back, statements_done, duration_ms] = ints;
     let required = |v: Option<String>, column: &str| {
@@ -255,10 +267,15 @@ pub fn decode_state(
     })
 }
 
-/// A row of `select_log`, as read by an adapter.
-pub fn decode_log(texts: [Option<String>; LOG_TEXT_COLUMNS], duration_ms: i64) -> LogEntry {
+/// A row of `select_log`.
+pub fn decode_log(row: &mut impl Cells) -> Result<LogEntry, DbError> {
+    let mut texts: [Option<String>; LOG_TEXT_COLUMNS] = Default::default();
+    for (i, t) in texts.iter_mut().enumerate() {
+        *t = row.text(i)?;
+    }
+    let duration_ms = row.int(LOG_TEXT_COLUMNS)?;
     let [at, by, operation, release, version, phase, outcome, checksum, old_checksum, detail] = texts;
-    LogEntry {
+    Ok(LogEntry {
         at: at.unwrap_or_default(),
         by: by.unwrap_or_default(),
         operation: operation.unwrap_or_default(),
@@ -270,7 +287,7 @@ pub fn decode_log(texts: [Option<String>; LOG_TEXT_COLUMNS], duration_ms: i64) -
         old_checksum,
         duration_ms,
         detail,
-    }
+    })
 }
 
 /// Refuses state tables written by a newer pygrate; there is no upgrade yet
