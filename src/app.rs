@@ -193,9 +193,38 @@ impl Workspace {
             }
             Ok((prepared, plan.notes))
         };
-        // Planned without the lock first: "nothing to do" needs no lock, and a
-        // refusal or a format error is reported before waiting for one.
-        let (prepared, notes) = plan_of(&lanes)?;
+        self.run_planned(backend, &lanes, plan_of, dry_run, out)
+    }
+
+    /// `rollback_add` / `rollback_simdrop`.
+    pub fn rollback<'a>(&'a self, phase: Phase, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+        // Planning never creates a database: a refused or empty run leaves no file.
+        let mut backend = self.connect(false)?;
+        let dialect = backend.dialect();
+        let state = read_state(backend.as_mut())?;
+        let lanes = Lanes::from_state(&self.migrations, state);
+        let target = Target::resolve(target, lanes.ids())?;
+        warn_drift(&lanes, out);
+        let plan_of = |lanes: &Lanes<'a>| -> Result<(Vec<Prepared<'a>>, Vec<String>), Error> {
+            let plan = lanes.plan_rollback(phase, &target).map_err(Error::Refused)?;
+            Ok((prepare(plan.steps, dialect)?, plan.notes))
+        };
+        self.run_planned(backend, &lanes, plan_of, dry_run, out)
+    }
+
+    /// Plans without the lock first ("nothing to do" needs no lock, and a
+    /// refusal or a format error is reported before waiting for one), then
+    /// takes the lock, plans again on fresh state (another pygrate may have run
+    /// while this one waited) and executes.
+    fn run_planned<'a>(
+        &'a self,
+        mut backend: Box<dyn Backend>,
+        lanes: &Lanes<'a>,
+        plan_of: impl Fn(&Lanes<'a>) -> Result<(Vec<Prepared<'a>>, Vec<String>), Error>,
+        dry_run: bool,
+        out: &Output,
+    ) -> Result<u8, Error> {
+        let (prepared, notes) = plan_of(lanes)?;
         if dry_run {
             print_plan(&prepared, &notes, out);
             return Ok(0);
@@ -210,10 +239,8 @@ impl Workspace {
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
         guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
-        // Another pygrate may have run while this one waited: plan again.
         let state = read_state(&mut *guard)?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let (prepared, notes) = plan_of(&lanes)?;
+        let (prepared, notes) = plan_of(&Lanes::from_state(&self.migrations, state))?;
         if prepared.is_empty() {
             nothing_to_do(&notes, out);
             return Ok(0);
@@ -221,40 +248,6 @@ impl Workspace {
         self.execute(&mut guard, &prepared, out)?;
         for note in &notes {
             out.line(&format!("note: {note}"));
-        }
-        Ok(0)
-    }
-
-    /// `rollback_add` / `rollback_simdrop`.
-    pub fn rollback<'a>(&'a self, phase: Phase, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
-        let mut backend = self.connect(!dry_run)?;
-        let dialect = backend.dialect();
-        let state = read_state(backend.as_mut())?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let target = Target::resolve(target, lanes.ids())?;
-        warn_drift(&lanes, out);
-        let plan_of = |lanes: &Lanes<'a>| -> Result<(Vec<Prepared<'a>>, Vec<String>), Error> {
-            let plan = lanes.plan_rollback(phase, &target).map_err(Error::Refused)?;
-            Ok((prepare(plan.steps, dialect)?, plan.notes))
-        };
-        let (prepared, notes) = plan_of(&lanes)?;
-        if dry_run {
-            print_plan(&prepared, &notes, out);
-            return Ok(0);
-        }
-        if prepared.is_empty() {
-            nothing_to_do(&notes, out);
-            return Ok(0);
-        }
-        drop(prepared);
-        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
-        let state = read_state(&mut *guard)?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let (prepared, notes) = plan_of(&lanes)?;
-        self.execute(&mut guard, &prepared, out)?;
-        if prepared.is_empty() {
-            nothing_to_do(&notes, out);
         }
         Ok(0)
     }

@@ -37,6 +37,17 @@ fn every_format_error_names_file_and_line_and_runs_nothing() {
 }
 
 #[test]
+fn commands_with_nothing_to_do_create_no_database_file() {
+    let p = Sandbox::fixture("portable");
+    let url = sqlite_url(p.path());
+    p.run_with(Some(&url), &["rollback_add", "r1"]).ok().stdout_has("nothing to do");
+    p.run_with(Some(&url), &["-n", "rollback_add", "r1"]).ok();
+    p.run_with(Some(&url), &["-n", "ff"]).ok();
+    p.run_with(Some(&url), &["status"]).ok();
+    assert!(!p.path().join("db.sqlite").exists(), "a read-only or empty run must not create the database");
+}
+
+#[test]
 fn a_file_that_is_not_utf8_is_a_format_error() {
     let p = Sandbox::empty();
     std::fs::create_dir_all(p.path().join("releases/r1")).unwrap();
