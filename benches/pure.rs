@@ -27,10 +27,10 @@ use pygrate::checksum::section_checksum;
 use pygrate::dialect::Dialect;
 use pygrate::parser::{parse, Migration};
 use pygrate::phase::Phase;
-use pygrate::planner::{current_checksums, Forward, Lanes, Scope};
+use pygrate::planner::{settled_state, Forward, Lanes, Scope};
 use pygrate::project::{Project, VersionId};
 use pygrate::splitter::split;
-use pygrate::state::{PhaseState, State, Status};
+use pygrate::state::{State, Status};
 
 const FILES: usize = 1_000;
 const VERSIONS: usize = 10_000;
@@ -250,23 +250,7 @@ fn bench_parse_split_hash(c: &mut Criterion) {
 
 fn applied_state(migrations: &[Migration]) -> State {
     let rows = migrations.iter().flat_map(|m| {
-        Phase::ALL.map(|phase| {
-            let (checksum, rollback_checksum) = current_checksums(m, phase);
-            PhaseState {
-                id: m.id.clone(),
-                phase,
-                status: Status::Applied,
-                checksum: Some(checksum),
-                rollback_checksum,
-                rolling_back: false,
-                statements_done: 0,
-                done_checksum: None,
-                at: "2026-01-01T00:00:00Z".to_string(),
-                by: "bench@localhost".to_string(),
-                duration_ms: 3,
-                error: None,
-            }
-        })
+        Phase::ALL.map(|phase| settled_state(m, phase, Status::Applied, "bench@localhost".to_string(), 3))
     });
     State::from_rows(rows)
 }

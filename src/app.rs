@@ -14,7 +14,7 @@ use crate::integrity;
 use crate::lint;
 use crate::parser::{parse, Migration};
 use crate::phase::Phase;
-use crate::planner::{current_checksums, Forward, Lanes, Scope};
+use crate::planner::{current_checksums, settled_state, Forward, Lanes, Scope};
 use crate::project::{Project, Target, VersionId};
 use crate::report;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, State, Status};
@@ -477,21 +477,7 @@ impl Workspace {
                     continue;
                 }
                 let Some(m) = entry.migration else { continue };
-                let (checksum, rollback_checksum) = current_checksums(m, phase);
-                rows.push(PhaseState {
-                    id: entry.id.clone(),
-                    phase,
-                    status: Status::Applied,
-                    checksum: Some(checksum),
-                    rollback_checksum,
-                    rolling_back: false,
-                    statements_done: 0,
-                    done_checksum: None,
-                    at: now_utc(),
-                    by: self.actor.by(),
-                    duration_ms: 0,
-                    error: None,
-                });
+                rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));
             }
         }
         for row in &rows {

@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
 use crate::phase::Action;
-use crate::planner::{current_checksums, Step};
+use crate::planner::{current_checksums, settled_state, Step};
 use crate::splitter::Statement;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, Status};
 use crate::text::shorten;
@@ -295,22 +295,8 @@ impl Executor<'_, '_> {
 
     /// The state row once the step is complete.
     fn settled_row(&self, step: &Step<'_>, started: Instant) -> PhaseState {
-        let phase = step.action.phase();
-        let (checksum, rollback_checksum) = current_checksums(step.migration, phase);
-        PhaseState {
-            id: step.id().clone(),
-            phase,
-            status: if step.action.is_rollback() { Status::RolledBack } else { Status::Applied },
-            checksum: Some(checksum),
-            rollback_checksum,
-            rolling_back: false,
-            statements_done: 0,
-            done_checksum: None,
-            at: now_utc(),
-            by: self.actor.by(),
-            duration_ms: elapsed_ms(started),
-            error: None,
-        }
+        let status = if step.action.is_rollback() { Status::RolledBack } else { Status::Applied };
+        settled_state(step.migration, step.action.phase(), status, self.actor.by(), elapsed_ms(started))
     }
 
     fn progress_row(
@@ -321,23 +307,14 @@ impl Executor<'_, '_> {
         status: Status,
         error: Option<String>,
     ) -> PhaseState {
-        let phase = step.action.phase();
-        let (checksum, rollback_checksum) = current_checksums(step.migration, phase);
         PhaseState {
-            id: step.id().clone(),
-            phase,
-            status,
-            checksum: Some(checksum),
-            rollback_checksum,
             rolling_back: step.action.is_rollback(),
             statements_done: i64::try_from(done).unwrap_or(i64::MAX),
             done_checksum: Some(statements_checksum(
                 p.statements[..done.min(p.statements.len())].iter().map(|s| s.sql),
             )),
-            at: now_utc(),
-            by: self.actor.by(),
-            duration_ms: 0,
             error,
+            ..settled_state(step.migration, step.action.phase(), status, self.actor.by(), 0)
         }
     }
 
