@@ -25,9 +25,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use pygrate::app::{load, Output};
 use pygrate::checksum::section_checksum;
 use pygrate::dialect::Dialect;
+use pygrate::executor::settled_state;
 use pygrate::parser::{parse, Migration};
 use pygrate::phase::Phase;
-use pygrate::planner::{settled_state, Forward, Lanes, Scope};
+use pygrate::planner::{Forward, Lanes, Scope};
 use pygrate::project::{Project, VersionId};
 use pygrate::splitter::split;
 use pygrate::state::{State, Status};

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::backend::Backend;
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
-use crate::phase::Action;
-use crate::planner::{current_checksums, settled_state, Step};
+use crate::parser::Migration;
+use crate::phase::{Action, Phase};
+use crate::planner::{current_checksums, Step};
 use crate::splitter::Statement;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, Status};
 use crate::text::shorten;
@@ -121,6 +122,26 @@ enum Counted {
     Statement(DbError),
     /// The statement ran but its progress could not be recorded.
     Recording(DbError),
+}
+
+/// The row recording `phase` of `migration` as `status` now, with the file's
+/// current checksums and no progress or error (also what `baseline` writes).
+pub fn settled_state(migration: &Migration, phase: Phase, status: Status, by: String, duration_ms: i64) -> PhaseState {
+    let (checksum, rollback_checksum) = current_checksums(migration, phase);
+    PhaseState {
+        id: migration.id.clone(),
+        phase,
+        status,
+        checksum: Some(checksum),
+        rollback_checksum,
+        rolling_back: false,
+        statements_done: 0,
+        done_checksum: None,
+        at: now_utc(),
+        by,
+        duration_ms,
+        error: None,
+    }
 }
 
 /// Runs steps under a held lock.

@@ -8,7 +8,7 @@ use crate::checksum::sha256_hex;
 use crate::parser::Migration;
 use crate::phase::{Action, Phase};
 use crate::project::{Target, VersionId};
-use crate::state::{now_utc, PhaseState, State, Status};
+use crate::state::{PhaseState, State, Status};
 
 /// A version in the global order: its file, its state, or both.
 #[derive(Debug, Clone)]
@@ -120,26 +120,6 @@ pub fn current_checksums(migration: &Migration, phase: Phase) -> (String, Option
         .rollback_section()
         .map(|_| migration.rollback_checksum(phase).map_or_else(empty_checksum, str::to_string));
     (section, rollback)
-}
-
-/// The row recording `phase` of `migration` as `status` now, with the file's
-/// current checksums and no progress or error.
-pub fn settled_state(migration: &Migration, phase: Phase, status: Status, by: String, duration_ms: i64) -> PhaseState {
-    let (checksum, rollback_checksum) = current_checksums(migration, phase);
-    PhaseState {
-        id: migration.id.clone(),
-        phase,
-        status,
-        checksum: Some(checksum),
-        rollback_checksum,
-        rolling_back: false,
-        statements_done: 0,
-        done_checksum: None,
-        at: now_utc(),
-        by,
-        duration_ms,
-        error: None,
-    }
 }
 
 /// A problem `status` shows and `check` fails on.
