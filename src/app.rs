@@ -263,6 +263,7 @@ impl Workspace {
             actor: &self.actor,
             lock_retries: self.config.lock_retries,
             retry_pause: std::time::Duration::from_millis(250),
+            commit_window: crate::executor::COMMIT_WINDOW,
         };
         executor.run(prepared, &mut |event| print_event(out, &event))
     }

@@ -144,6 +144,12 @@ pub fn settled_state(migration: &Migration, phase: Phase, status: Status, by: St
     }
 }
 
+/// How long consecutive sections may share one transaction where that locks
+/// nothing more (see `Capabilities::database_wide_writes`). A commit costs
+/// SQLite four syncs, more than most sections' own work; 20 ms keeps the
+/// application's writers waiting no longer than one modest section would.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
+
 /// Runs steps under a held lock.
 pub struct Executor<'g, 'b> {
     pub backend: &'g mut LockGuard<'b>,
@@ -151,17 +157,46 @@ pub struct Executor<'g, 'b> {
     pub lock_retries: u32,
     /// First pause after a lock timeout; doubled for each retry.
     pub retry_pause: Duration,
+    /// See `COMMIT_WINDOW`; zero commits every section on its own.
+    pub commit_window: Duration,
+}
+
+/// How a shared transaction ended.
+struct Group {
+    /// Steps committed, from the first one given.
+    committed: usize,
+    /// The step after them failed (and was undone): it must run on its own,
+    /// which retries it or reports it exactly as if it had never been grouped.
+    stopped_by_error: bool,
+    /// `Started` was already reported for that step.
+    announced: bool,
 }
 
 impl Executor<'_, '_> {
     /// Runs every step in order; the first failure stops the run, leaving
     /// everything before it applied.
     pub fn run(&mut self, steps: &[Prepared<'_>], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
-        for prepared in steps {
-            on_event(Event::Started { step: &prepared.step });
+        let capabilities = self.backend.capabilities();
+        let atomic = |p: &Prepared<'_>| capabilities.transactional_ddl && !p.no_transaction;
+        let shared_commits = capabilities.database_wide_writes && !self.commit_window.is_zero();
+        let grouped = |p: &Prepared<'_>| shared_commits && atomic(p);
+        let mut next = 0;
+        while let Some(first) = steps.get(next) {
+            let mut announced = false;
+            if grouped(first) {
+                let group = self.run_group(&steps[next..], &grouped, on_event);
+                next += group.committed;
+                if !group.stopped_by_error {
+                    continue;
+                }
+                announced = group.announced;
+            }
+            let Some(prepared) = steps.get(next) else { break };
+            if !announced {
+                on_event(Event::Started { step: &prepared.step });
+            }
             let started = Instant::now();
-            let atomic = self.backend.capabilities().transactional_ddl && !prepared.no_transaction;
-            if atomic {
+            if atomic(prepared) {
                 self.run_atomic(prepared, started, on_event)?;
             } else {
                 self.run_tracked(prepared, started, on_event)?;
@@ -171,8 +206,56 @@ impl Executor<'_, '_> {
                 statements: prepared.statements.len(),
                 elapsed: started.elapsed(),
             });
+            next += 1;
         }
         Ok(())
+    }
+
+    /// Runs the leading `grouped` steps in one transaction, each under its own
+    /// savepoint with its state and log rows, until `commit_window` has
+    /// passed; then commits. Each step stays its own unit: a failing one is
+    /// undone alone and what ran before it is committed. `Done` is reported
+    /// only once the commit has happened.
+    fn run_group(
+        &mut self,
+        steps: &[Prepared<'_>],
+        grouped: &dyn Fn(&Prepared<'_>) -> bool,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Group {
+        let opened = Instant::now();
+        if self.backend.begin().and_then(|()| self.backend.apply_timeouts(true)).is_err() {
+            let _ = self.backend.rollback();
+            return Group { committed: 0, stopped_by_error: true, announced: false };
+        }
+        let mut elapsed = Vec::new();
+        let mut stopped_by_error = false;
+        for p in steps.iter().take_while(|p| grouped(p)) {
+            if opened.elapsed() >= self.commit_window && !elapsed.is_empty() {
+                break;
+            }
+            on_event(Event::Started { step: &p.step });
+            let started = Instant::now();
+            for statement in &p.statements {
+                on_event(Event::Statement { step: &p.step, statement });
+            }
+            let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
+            let row = self.settled_row(&p.step, started);
+            let log = self.log_entry(&p.step, "ok", started, None);
+            if self.backend.run_nested(&sqls, &row, &log).is_err() {
+                stopped_by_error = true;
+                break;
+            }
+            elapsed.push(started.elapsed());
+        }
+        if self.backend.commit().is_err() {
+            // Nothing of the group is applied; its first step runs on its own.
+            let _ = self.backend.rollback();
+            return Group { committed: 0, stopped_by_error: true, announced: true };
+        }
+        for (p, elapsed) in steps.iter().zip(&elapsed) {
+            on_event(Event::Done { step: &p.step, statements: p.statements.len(), elapsed: *elapsed });
+        }
+        Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error }
     }
 
     /// The section, its state row and its log row in one transaction.

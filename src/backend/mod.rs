@@ -22,6 +22,9 @@ pub struct Capabilities {
     /// DDL rolls back with its transaction, so a section and its state row can
     /// commit together. False on MySQL/MariaDB, where DDL commits implicitly.
     pub transactional_ddl: bool,
+    /// A write transaction locks the whole database (SQLite), so holding one
+    /// across several sections locks nothing a single section would not.
+    pub database_wide_writes: bool,
 }
 
 /// How long statements may wait, from the config.
@@ -63,8 +66,23 @@ pub trait Backend {
     /// Who holds the migration lock, as far as the database can tell.
     fn lock_holder(&mut self) -> Result<String, DbError>;
 
-    /// Creates the state tables, or upgrades them, under the lock.
-    fn ensure_state_tables(&mut self) -> Result<(), DbError>;
+    /// The state tables' schema version; None when they do not exist yet.
+    fn schema_version(&mut self) -> Result<Option<String>, DbError>;
+    /// Creates whatever state tables are missing and records the schema
+    /// version where none is recorded.
+    fn create_state_tables(&mut self) -> Result<(), DbError>;
+
+    /// Creates the state tables, or upgrades them, under the lock. Tables
+    /// that are current are only read, so a database busy with the
+    /// application's writes does not stop a run before its first section.
+    fn ensure_state_tables(&mut self) -> Result<(), DbError> {
+        let found = self.schema_version()?;
+        state_sql::check_schema_version(found.as_deref())?;
+        if found.as_deref() == Some(crate::state::SCHEMA_VERSION.to_string().as_str()) {
+            return Ok(());
+        }
+        self.create_state_tables()
+    }
     /// Every state row; `None` when the state tables do not exist yet.
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError>;
     /// Every log row, oldest first (for tests and audits).
@@ -97,6 +115,29 @@ pub trait Backend {
         self.save_phase(row).map_err(|e| (None, e))?;
         self.append_log(log).map_err(|e| (None, e))?;
         self.commit().map_err(|e| (None, e))
+    }
+
+    /// Runs a section, its state row and its log row inside the open
+    /// transaction, under a savepoint: on error the section leaves nothing
+    /// behind and the transaction stays open for what ran before it.
+    fn run_nested(
+        &mut self,
+        statements: &[&str],
+        row: &PhaseState,
+        log: &LogEntry,
+    ) -> Result<(), (Option<usize>, DbError)> {
+        self.execute("SAVEPOINT pygrate_section").map_err(|e| (None, e))?;
+        let ran = statements
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, sql)| self.execute(sql).map_err(|e| (Some(i), e)))
+            .and_then(|()| self.save_phase(row).map_err(|e| (None, e)))
+            .and_then(|()| self.append_log(log).map_err(|e| (None, e)));
+        if ran.is_err() {
+            let _ = self.execute("ROLLBACK TO SAVEPOINT pygrate_section");
+        }
+        let released = self.execute("RELEASE SAVEPOINT pygrate_section").map_err(|e| (None, e));
+        ran.and(released)
     }
 
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError>;

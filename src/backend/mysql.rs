@@ -230,7 +230,7 @@ impl state_sql::Cells for MysqlRow {
 
 impl Backend for Mysql {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: false }
+        Capabilities { transactional_ddl: false, database_wide_writes: false }
     }
 
     fn dialect(&self) -> Dialect {
@@ -276,14 +276,20 @@ impl Backend for Mysql {
         Ok(format!("connection {id}{who}{state}"))
     }
 
-    fn ensure_state_tables(&mut self) -> Result<(), DbError> {
+    fn schema_version(&mut self) -> Result<Option<String>, DbError> {
+        match select(&mut self.conn, &self.sql.select_schema_version, Vec::new()) {
+            Ok(mut rows) => Ok(rows.first_mut().map(|row| cell::<Option<String>>(row, 0)).transpose()?.flatten()),
+            Err(e) if is_missing_table(&e) => Ok(None),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    fn create_state_tables(&mut self) -> Result<(), DbError> {
         for statement in &self.sql.create {
             self.conn.query_drop(statement).map_err(db_error)?;
         }
         let version = crate::state::SCHEMA_VERSION.to_string();
-        run(&mut self.conn, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])?;
-        let found = first_cell::<Option<String>>(&mut self.conn, &self.sql.select_schema_version, Vec::new())?;
-        state_sql::check_schema_version(found.flatten().as_deref())
+        run(&mut self.conn, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

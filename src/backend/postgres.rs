@@ -195,7 +195,7 @@ fn endpoints(config: &Config) -> String {
 
 impl Backend for Postgres {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true }
+        Capabilities { transactional_ddl: true, database_wide_writes: false }
     }
 
     fn dialect(&self) -> Dialect {
@@ -252,18 +252,24 @@ impl Backend for Postgres {
         Ok(format!("pid {pid}, {application}({user}@{client}), connected since {since}"))
     }
 
-    fn ensure_state_tables(&mut self) -> Result<(), DbError> {
+    fn schema_version(&mut self) -> Result<Option<String>, DbError> {
+        let rows = match self.client.query(&self.sql.select_schema_version, &[]) {
+            Ok(rows) => rows,
+            Err(e) if is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(db_error(e)),
+        };
+        match rows.first() {
+            Some(row) => row.try_get(0).map_err(db_error),
+            None => Ok(None),
+        }
+    }
+
+    fn create_state_tables(&mut self) -> Result<(), DbError> {
         for statement in &self.sql.create {
             self.client.batch_execute(statement).map_err(db_error)?;
         }
         let version = crate::state::SCHEMA_VERSION.to_string();
-        run(&mut self.client, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])?;
-        let rows = self.client.query(&self.sql.select_schema_version, &[]).map_err(db_error)?;
-        let found: Option<String> = match rows.first() {
-            Some(row) => row.try_get(0).map_err(db_error)?,
-            None => None,
-        };
-        state_sql::check_schema_version(found.as_deref())
+        run(&mut self.client, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

@@ -91,7 +91,7 @@ impl ToSql for Param<'_> {
 
 impl Backend for Sqlite {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true }
+        Capabilities { transactional_ddl: true, database_wide_writes: true }
     }
 
     fn dialect(&self) -> Dialect {
@@ -144,15 +144,21 @@ impl Backend for Sqlite {
         Ok(holder)
     }
 
-    fn ensure_state_tables(&mut self) -> Result<(), DbError> {
+    fn schema_version(&mut self) -> Result<Option<String>, DbError> {
+        match self.conn.query_row(&self.sql.select_schema_version, [], |r| r.get(0)) {
+            Ok(version) => Ok(version),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) if is_missing_table(&e) => Ok(None),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    fn create_state_tables(&mut self) -> Result<(), DbError> {
         for statement in &self.sql.create {
             self.conn.execute_batch(statement).map_err(db_error)?;
         }
         let version = crate::state::SCHEMA_VERSION.to_string();
-        self.run(&self.sql.insert_schema_version, &[Value::Text(Some(&version))])?;
-        let found: Option<String> =
-            self.conn.query_row(&self.sql.select_schema_version, [], |r| r.get(0)).map_err(db_error)?;
-        state_sql::check_schema_version(found.as_deref())
+        self.run(&self.sql.insert_schema_version, &[Value::Text(Some(&version))])
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

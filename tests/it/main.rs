@@ -9,3 +9,4 @@ mod integrity;
 mod lanes;
 mod lint;
 mod servers;
+mod sqlite;

@@ -1,0 +1,121 @@
+//! SQLite only: consecutive sections share a commit (a write transaction
+//! locks the whole database anyway), each stays its own unit, and an
+//! application holding the write lock is waited for.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use crate::lanes::{applied, journal, state};
+use crate::support::{Engine, Sandbox, TestDb};
+
+fn sqlite() -> TestDb {
+    TestDb::create(Engine::Sqlite).unwrap()
+}
+
+fn file_of(db: &TestDb) -> PathBuf {
+    PathBuf::from(db.url.strip_prefix("sqlite:///").unwrap())
+}
+
+/// SQLite's file change counter (header offset 24): one more per committed
+/// write transaction in rollback-journal mode.
+fn commits(db: &TestDb) -> u32 {
+    let bytes = std::fs::read(file_of(db)).unwrap();
+    u32::from_be_bytes(bytes[24..28].try_into().unwrap())
+}
+
+/// `n` versions of three one-statement phases, recording themselves in
+/// `applied_log` (see `lanes::journal`).
+fn project(n: usize) -> Sandbox {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v000-journal.sql",
+        "-- @add\nCREATE TABLE applied_log (version VARCHAR(50) NOT NULL, phase VARCHAR(20) NOT NULL);\n\
+         INSERT INTO applied_log VALUES ('r1/v000-journal', 'add');\n\
+         -- @simdrop\nINSERT INTO applied_log VALUES ('r1/v000-journal', 'simdrop');\n\
+         -- @drop\nINSERT INTO applied_log VALUES ('r1/v000-journal', 'drop');\n",
+    );
+    for i in 1..=n {
+        let id = format!("r1/v{i:03}-t");
+        let mut text = String::from("-- @add\n");
+        text +=
+            &format!("CREATE TABLE t_{i} (id INTEGER PRIMARY KEY);\nINSERT INTO applied_log VALUES ('{id}', 'add');\n");
+        for phase in ["simdrop", "drop"] {
+            text += &format!("-- @{phase}\nINSERT INTO applied_log VALUES ('{id}', '{phase}');\n");
+        }
+        p.write(&format!("releases/{id}.sql"), &text);
+    }
+    p
+}
+
+#[test]
+fn consecutive_sections_share_commits() {
+    let db = sqlite();
+    let p = project(40);
+    db.execute("CREATE TABLE app (id INTEGER)");
+    let before = commits(&db);
+    let run = p.run(&db, &["ff"]);
+    run.ok();
+    let sections = 41 * 3;
+    assert_eq!(journal(&db).len(), sections);
+    assert_eq!(journal(&db), applied(&db));
+    assert_eq!(run.stdout.matches(" ok (").count(), sections, "one progress line per section");
+    let used = commits(&db) - before;
+    assert!(used >= 1 && used < sections as u32 / 4, "{sections} sections took {used} commits");
+}
+
+#[test]
+fn a_failing_section_in_a_shared_commit_fails_alone() {
+    let db = sqlite();
+    let p = project(30);
+    p.write(
+        "releases/r1/v020-t.sql",
+        "-- @add\nCREATE TABLE t_20 (id INTEGER);\n\nINSERT INTO no_such_table VALUES (1);\n",
+    );
+    let run = p.run(&db, &["ff", "--through", "add"]);
+    run.code(1).stderr_has("releases/r1/v020-t.sql:4: add r1/v020-t failed").stderr_has("no_such_table");
+    // Everything before it committed; nothing of it did; progress was shown
+    // for exactly what committed.
+    assert_eq!(applied(&db).len(), 20, "{:?}", state(&db));
+    assert_eq!(journal(&db), applied(&db));
+    assert!(!db.table_exists("t_20"));
+    assert_eq!(run.stdout.matches(" ok (").count(), 20, "{}", run.stdout);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE outcome = 'failed'"), 1);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE outcome = 'ok'"), 20);
+}
+
+/// An application transaction holding the write lock makes pygrate wait
+/// `lock_timeout`, then retry the section; with no retries left it fails
+/// naming the section and applies nothing of it. The state tables exist
+/// already, so getting ready to run writes nothing.
+#[test]
+fn an_application_writer_makes_pygrate_wait_and_retry() {
+    for (retries, hold_ms, succeeds) in [(4, 1200, true), (0, 3000, false)] {
+        let db = sqlite();
+        let p = project(3);
+        p.run(&db, &["ff", "--to", "r1/v000-journal"]).ok();
+        p.write(
+            "conf.d/test.yaml",
+            &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: {retries}\n", db.url),
+        );
+        let path = file_of(&db);
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let holder = thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
+            ready.send(()).unwrap();
+            thread::sleep(Duration::from_millis(hold_ms));
+            c.execute_batch("COMMIT").unwrap();
+        });
+        is_ready.recv().unwrap();
+        let run = p.run_with(None, &["ff"]);
+        holder.join().unwrap();
+        if succeeds {
+            run.ok().stderr_has("could not get a lock in time").stderr_has("retry 1");
+            assert_eq!(journal(&db).len(), 4 * 3);
+        } else {
+            run.code(1).stderr_has("releases/r1/v001-t.sql:1: add r1/v001-t failed").stderr_has("database is locked");
+            assert_eq!(applied(&db).len(), 3, "only r1/v000-journal, from before: {:?}", state(&db));
+        }
+    }
+}
