@@ -95,6 +95,25 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
                 continue;
             }
         };
+        let no_transaction = section.is_some_and(|s| s.no_transaction);
+        if !no_transaction {
+            // pygrate owns the section's transaction (or, on MySQL, each
+            // statement's); a COMMIT of the author's would end it early and
+            // leave the state row outside it.
+            for statement in &statements {
+                if let Some(control) = statement.transaction_control() {
+                    errors.push(FileError::new(
+                        &migration.path,
+                        statement.line,
+                        format!(
+                            "`{control}` in a transactional section: pygrate runs each section in its own transaction; \
+                             remove it, or mark the section `-- @{} no-transaction` to manage transactions yourself",
+                            step.action.section().map_or("add", |k| k.name())
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(resume) = &step.resume {
             let done = resume.statements_done.min(statements.len());
             let now = statements_checksum(statements[..done].iter().map(|s| s.sql));
@@ -106,7 +125,6 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
                 )));
             }
         }
-        let no_transaction = section.is_some_and(|s| s.no_transaction);
         prepared.push(Prepared { step, statements, no_transaction });
     }
     if errors.is_empty() {
@@ -317,20 +335,25 @@ impl Executor<'_, '_> {
         let first = step.resume.as_ref().map_or(0, |r| r.statements_done).min(total);
         let context = |e| Error::db(format!("{} {}: writing the state", step.action, step.id()), e);
         // Tracked only because DDL commits on its own (not `no-transaction`):
-        // each statement then commits with its progress, so a DML statement and
-        // its count are atomic, and the last one commits with the final row.
+        // each statement then runs in a transaction with its progress, so a
+        // DML statement and its count are atomic, and the last one commits
+        // with the final row.
         let wrap = !p.no_transaction;
-        let running = self.progress_row(step, p, first, Status::Running, None);
-        self.backend.save_phase(&running).map_err(context)?;
         self.backend.apply_timeouts(false).map_err(context)?;
         if first == total {
-            return self.finish_tracked(step, started, false).map_err(context);
+            let (settled, log) = self.settled(step, started);
+            return self.backend.record(&settled, Some(&log), false, false).map_err(context);
         }
+        // Committed before the first statement, so a crash during it leaves
+        // `running` behind.
+        let running = self.progress_row(step, p, first, Status::Running, None);
+        self.backend.record(&running, None, false, wrap).map_err(context)?;
+        let mut open = wrap;
         for (i, statement) in p.statements.iter().enumerate().skip(first) {
             on_event(Event::Statement { step, statement });
             let mut attempt = 0;
             loop {
-                let ran = self.run_counted(p, i, wrap, started);
+                let ran = self.run_counted(p, i, wrap, &mut open, started);
                 match ran {
                     Ok(()) => break,
                     Err(Counted::Recording(e)) => return Err(context(e)),
@@ -363,38 +386,43 @@ impl Executor<'_, '_> {
     }
 
     /// Runs statement `i` and records it as done (the last one: the phase as
-    /// settled), in one transaction when `wrap`.
-    fn run_counted(&mut self, p: &Prepared<'_>, i: usize, wrap: bool, started: Instant) -> Result<(), Counted> {
+    /// settled). When `wrap`, both happen in the transaction `open` says is
+    /// open (else one is begun), and the next one is opened after the commit.
+    fn run_counted(
+        &mut self,
+        p: &Prepared<'_>,
+        i: usize,
+        wrap: bool,
+        open: &mut bool,
+        started: Instant,
+    ) -> Result<(), Counted> {
         let last = i + 1 == p.statements.len();
-        if wrap {
+        if wrap && !*open {
             self.backend.begin().map_err(Counted::Recording)?;
+            *open = true;
         }
         let sql = p.statements.get(i).map_or("", |s| s.sql);
         if let Err(e) = self.backend.execute(sql) {
             if wrap {
                 let _ = self.backend.rollback();
+                *open = false;
             }
             return Err(Counted::Statement(e));
         }
+        *open = wrap && !last;
         let recorded = if last {
-            self.finish_tracked(&p.step, started, wrap)
+            let (settled, log) = self.settled(&p.step, started);
+            self.backend.record(&settled, Some(&log), wrap, false)
         } else {
             let row = self.progress_row(&p.step, p, i + 1, Status::Running, None);
-            self.backend.save_phase(&row).and_then(|()| if wrap { self.backend.commit() } else { Ok(()) })
+            self.backend.record(&row, None, wrap, wrap)
         };
         recorded.map_err(Counted::Recording)
     }
 
-    /// Writes the settled row and the log row (and commits when `commit`).
-    fn finish_tracked(&mut self, step: &Step<'_>, started: Instant, commit: bool) -> Result<(), DbError> {
-        let settled = self.settled_row(step, started);
-        self.backend.save_phase(&settled)?;
-        let log = self.log_entry(step, "ok", started, None);
-        self.backend.append_log(&log)?;
-        if commit {
-            self.backend.commit()?;
-        }
-        Ok(())
+    /// The settled state row and its log row.
+    fn settled(&self, step: &Step<'_>, started: Instant) -> (PhaseState, LogEntry) {
+        (self.settled_row(step, started), self.log_entry(step, "ok", started, None))
     }
 
     /// The state row once the step is complete.

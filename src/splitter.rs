@@ -24,6 +24,22 @@ pub struct Statement<'a> {
     pub span: Range<usize>,
 }
 
+impl Statement<'_> {
+    /// The transaction-control statement this is (`BEGIN`, `COMMIT`,
+    /// `SAVEPOINT`, …), if it is one. Bodies of routines and triggers are
+    /// inside their CREATE statement, so their `BEGIN … END` never counts.
+    pub fn transaction_control(&self) -> Option<&str> {
+        let word_end = |s: &str| s.find(|c: char| !c.is_ascii_alphabetic() && c != '_').unwrap_or(s.len());
+        let first = &self.sql[..word_end(self.sql)];
+        let rest = self.sql[first.len()..].trim_start();
+        let second = &rest[..word_end(rest)];
+        let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let control = ["BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE"].iter().any(|k| is(first, k))
+            || (is(first, "START") && is(second, "TRANSACTION"));
+        control.then_some(first)
+    }
+}
+
 /// The statements of `text`, whose first line is line `first_line` of its
 /// file. Chunks with no code (only comments, or `;;`) yield no statement; the
 /// last statement needs no delimiter. Errors point at the line where an
@@ -264,6 +280,18 @@ mod tests {
         all_dialects("", &[]);
         all_dialects(" ;; \n;", &[]);
         all_dialects("SELECT 1;\n-- trailing; comment\n/* and; this */\n", &[("SELECT 1", 10)]);
+    }
+
+    #[test]
+    fn transaction_control_is_recognised_by_its_head_only() {
+        let text = "begin;\nSTART TRANSACTION;\nCOMMIT;\nend;\nSavepoint a;\nRELEASE SAVEPOINT a;\nROLLBACK TO a;\n\
+                    CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET n = 1; END;\nSTART SLAVE;\n\
+                    SELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;";
+        let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
+        let heads: Vec<Option<&str>> = statements.iter().map(|s| s.transaction_control()).collect();
+        let control = [Some("begin"), Some("START"), Some("COMMIT"), Some("end"), Some("Savepoint"), Some("RELEASE")];
+        assert_eq!(heads[..6], control);
+        assert_eq!(heads[6..], [Some("ROLLBACK"), None, None, None, None, None]);
     }
 
     #[test]

@@ -140,6 +140,23 @@ pub trait Backend {
         ran.and(released)
     }
 
+    /// The bookkeeping of a tracked section: writes `row` (and `log`), then
+    /// commits the open transaction when `commit`, then opens the next one
+    /// when `begin`. Adapters may send it all as one message.
+    fn record(&mut self, row: &PhaseState, log: Option<&LogEntry>, commit: bool, begin: bool) -> Result<(), DbError> {
+        self.save_phase(row)?;
+        if let Some(log) = log {
+            self.append_log(log)?;
+        }
+        if commit {
+            self.commit()?;
+        }
+        if begin {
+            self.begin()?;
+        }
+        Ok(())
+    }
+
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError>;
     fn delete_phase(&mut self, id: &VersionId, phase: Phase) -> Result<(), DbError>;
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError>;

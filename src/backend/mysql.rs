@@ -375,6 +375,29 @@ impl Backend for Mysql {
         Ok(())
     }
 
+    fn record(&mut self, row: &PhaseState, log: Option<&LogEntry>, commit: bool, begin: bool) -> Result<(), DbError> {
+        // One message instead of up to four: this runs after every statement
+        // of every section.
+        let mut batch = state_sql::inline(Dialect::Mysql, &self.sql.upsert_state, &state_sql::state_params(row));
+        if let Some(log) = log {
+            batch.push_str(";\n");
+            batch.push_str(&state_sql::inline(Dialect::Mysql, &self.sql.insert_log, &state_sql::log_params(log)));
+        }
+        if commit {
+            batch.push_str(";\nCOMMIT");
+        }
+        if begin {
+            batch.push_str(";\nSTART TRANSACTION");
+        }
+        let was_open = self.in_transaction;
+        // A failure part-way may leave a transaction open, for the caller to
+        // roll back.
+        self.in_transaction = true;
+        self.execute(&batch)?;
+        self.in_transaction = begin || (was_open && !commit);
+        Ok(())
+    }
+
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {
         run(&mut self.conn, &self.sql.upsert_state, &state_sql::state_params(row))
     }

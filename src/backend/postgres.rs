@@ -356,9 +356,9 @@ impl Backend for Postgres {
             batch.push_str("\n;\n");
             chars += len + 3;
         }
-        batch.push_str(&state_sql::inline_postgres(&self.sql.upsert_state, &state_sql::state_params(row)));
+        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.upsert_state, &state_sql::state_params(row)));
         batch.push_str(";\n");
-        batch.push_str(&state_sql::inline_postgres(&self.sql.insert_log, &state_sql::log_params(log)));
+        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.insert_log, &state_sql::log_params(log)));
         batch.push_str(";\nCOMMIT");
         self.in_transaction = true;
         match self.client.batch_execute(&batch) {

@@ -143,34 +143,43 @@ impl StateSql {
     }
 }
 
-/// PostgreSQL `sql` with its `$N` placeholders replaced by literals, so that
-/// a state write can travel in the same message as the section it records.
-/// Text becomes a dollar-quoted literal whose tag does not occur in it, which
-/// needs no escaping whatever `standard_conforming_strings` says.
-pub fn inline_postgres(sql: &str, params: &[Value<'_>]) -> String {
-    let mut out = String::with_capacity(sql.len() + 256);
+/// `sql` with its placeholders (`$N` on PostgreSQL, `?` on MySQL) replaced
+/// by literals, so that a state write can travel in one message with other
+/// statements. Text needs no escaping: PostgreSQL gets a dollar-quoted
+/// literal whose tag does not occur in it (whatever
+/// `standard_conforming_strings` says), MySQL a hex literal with a utf8mb4
+/// introducer (whatever `sql_mode` says about backslashes).
+pub fn inline(dialect: Dialect, sql: &str, params: &[Value<'_>]) -> String {
+    let mut out = String::with_capacity(sql.len() + 512);
     let mut rest = sql;
+    let mut next = params.iter();
+    let marker = if dialect == Dialect::Postgres { '$' } else { '?' };
     // One pass over the template, so a literal already written is never
     // searched for placeholders again.
-    while let Some(at) = rest.find('$') {
+    while let Some(at) = rest.find(marker) {
         out.push_str(&rest[..at]);
-        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
-        let param = rest[at + 1..at + 1 + digits].parse::<usize>().ok().and_then(|n| params.get(n.wrapping_sub(1)));
+        let (param, len) = if dialect == Dialect::Postgres {
+            let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            let n = rest[at + 1..at + 1 + digits].parse::<usize>().ok();
+            (n.and_then(|n| params.get(n.wrapping_sub(1))), 1 + digits)
+        } else {
+            (next.next(), 1)
+        };
         match param {
-            Some(value) => push_literal(&mut out, value),
-            None => out.push_str(&rest[at..at + 1 + digits]),
+            Some(value) => push_literal(&mut out, dialect, value),
+            None => out.push_str(&rest[at..at + len]),
         }
-        rest = &rest[at + 1 + digits..];
+        rest = &rest[at + len..];
     }
     out.push_str(rest);
     out
 }
 
-fn push_literal(out: &mut String, value: &Value<'_>) {
+fn push_literal(out: &mut String, dialect: Dialect, value: &Value<'_>) {
     match value {
         Value::Int(n) => out.push_str(&n.to_string()),
         Value::Text(None) => out.push_str("NULL"),
-        Value::Text(Some(text)) => {
+        Value::Text(Some(text)) if dialect == Dialect::Postgres => {
             let mut tag = "$v$".to_string();
             let mut n = 0;
             while text.contains(tag.as_str()) {
@@ -181,8 +190,19 @@ fn push_literal(out: &mut String, value: &Value<'_>) {
             out.push_str(text);
             out.push_str(&tag);
         }
+        Value::Text(Some(text)) => {
+            // An empty X'' is the empty string too.
+            out.push_str("_utf8mb4 X'");
+            for byte in text.bytes() {
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 15)]));
+            }
+            out.push('\'');
+        }
     }
 }
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Parameters of `upsert_state`, in column order.
 pub fn state_params(row: &PhaseState) -> Vec<Value<'_>> {
@@ -328,11 +348,18 @@ mod tests {
         let mut params = vec![Value::Text(Some("it's")), Value::Text(None), Value::Int(-7)];
         params.extend([Value::Int(0); 6]);
         params.extend([Value::Text(Some("a$v$b")), Value::Text(Some(r"c:\"))]);
+        let pg = |sql, params: &[Value<'_>]| inline(Dialect::Postgres, sql, params);
         // A literal that looks like a placeholder is not replaced again.
-        assert_eq!(inline_postgres("($1, $2)", &[Value::Text(Some("5$2")), Value::Int(1)]), "($v$5$2$v$, 1)");
+        assert_eq!(pg("($1, $2)", &[Value::Text(Some("5$2")), Value::Int(1)]), "($v$5$2$v$, 1)");
+        assert_eq!(pg(sql, &params), r"INSERT INTO t VALUES ($v$it's$v$, NULL, -7, $v1$a$v$b$v1$, $v$c:\$v$)");
+    }
+
+    #[test]
+    fn mysql_literals_need_no_escaping() {
+        let params = [Value::Text(Some("a?'\\é")), Value::Text(None), Value::Int(3), Value::Text(Some(""))];
         assert_eq!(
-            inline_postgres(sql, &params),
-            r"INSERT INTO t VALUES ($v$it's$v$, NULL, -7, $v1$a$v$b$v1$, $v$c:\$v$)"
+            inline(Dialect::Mysql, "VALUES (?, ?, ?, ?) -- ?", &params),
+            "VALUES (_utf8mb4 X'613F275CC3A9', NULL, 3, _utf8mb4 X'') -- ?"
         );
     }
 

@@ -23,6 +23,7 @@ fn every_format_error_names_file_and_line_and_runs_nothing() {
         ),
         ("natural-tie", "sort the same in natural order"),
         ("unterminated-string", "releases/r1/v001-x.sql:4: unterminated string"),
+        ("transaction-control", "releases/r1/v001-x.sql:4: `COMMIT` in a transactional section"),
     ];
     for (fixture, message) in cases {
         let p = Sandbox::fixture(&format!("broken/{fixture}"));
@@ -45,6 +46,20 @@ fn commands_with_nothing_to_do_create_no_database_file() {
     p.run_with(Some(&url), &["-n", "ff"]).ok();
     p.run_with(Some(&url), &["status"]).ok();
     assert!(!p.path().join("db.sqlite").exists(), "a read-only or empty run must not create the database");
+}
+
+/// A section that manages its own transaction runs when it says so.
+#[test]
+fn transaction_control_runs_in_a_no_transaction_section() {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-x.sql",
+        "-- @add no-transaction\nCREATE TABLE t (id INTEGER);\nBEGIN;\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\nCOMMIT;\n",
+    );
+    p.run_with(Some(&sqlite_url(p.path())), &["ff"]).ok();
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    let rows: i64 = db.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 2);
 }
 
 #[test]

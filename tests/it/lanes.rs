@@ -1,7 +1,7 @@
 //! SPEC 5 and 6 through the real binary, on every engine: each lane rule
 //! allowed and refused, the release guard, failures, dry runs.
 
-use crate::support::{Engine, Sandbox, TestDb};
+use crate::support::{Engine, Run, Sandbox, TestDb};
 
 /// (version, phase, status) of every state row, sorted.
 pub fn state(db: &TestDb) -> Vec<String> {
@@ -268,7 +268,23 @@ fn baseline_and_resolve_settle_state_without_running_sql(db: &TestDb) {
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE operation = 'resolve'"), 1);
 }
 
+/// State rows travel inlined in the same message as the SQL on PostgreSQL and
+/// MySQL: text that means something in SQL literals arrives unchanged.
+fn state_rows_keep_awkward_text_exactly(db: &TestDb) {
+    let p = Sandbox::fixture("portable");
+    let user = r#"o'brien\" $v$ ? ;--"#;
+    let run = Run::from(p.command(Some(&db.url), &["ff"]).env("USER", user).output().unwrap());
+    run.ok();
+    for sql in ["SELECT DISTINCT applied_by FROM pygrate_state", "SELECT DISTINCT run_by FROM pygrate_log"] {
+        let by: Vec<Vec<Option<String>>> = db.query_strings(sql);
+        assert_eq!(by.len(), 1, "{sql}: {by:?}");
+        let by = by[0][0].clone().unwrap_or_default();
+        assert!(by.starts_with(&format!("{user}@")), "{sql}: {by:?}");
+    }
+}
+
 crate::on_every_engine!(
+    state_rows_keep_awkward_text_exactly,
     ff_applies_every_phase_once_and_is_idempotent,
     ff_through_and_to_stop_where_asked,
     phase_commands_follow_the_lanes,
