@@ -14,7 +14,7 @@ use crate::parser::Migration;
 use crate::phase::{Action, Phase};
 use crate::planner::{current_checksums, Step};
 use crate::splitter::Statement;
-use crate::state::{now_utc, Actor, LogEntry, PhaseState, Status};
+use crate::state::{elapsed_ms, now_utc, Actor, LogEntry, PhaseState, Status};
 use crate::text::shorten;
 
 /// Holds the migration lock; releases it when dropped, on every path.
@@ -259,7 +259,7 @@ impl Executor<'_, '_> {
             let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
-            if self.backend.run_nested(&sqls, &row, &log).is_err() {
+            if self.backend.run_nested(&sqls, &row, &log, started).is_err() {
                 stopped_by_error = true;
                 break;
             }
@@ -318,7 +318,7 @@ impl Executor<'_, '_> {
         let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
-        self.backend.run_atomic(&sqls, &row, &log)
+        self.backend.run_atomic(&sqls, &row, &log, Instant::now())
     }
 
     /// For DDL that commits on its own, and `no-transaction` sections: the
@@ -499,8 +499,4 @@ impl Executor<'_, '_> {
             aftermath,
         }))
     }
-}
-
-fn elapsed_ms(started: Instant) -> i64 {
-    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }

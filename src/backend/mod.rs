@@ -7,14 +7,14 @@ mod sqlite;
 pub mod state_sql;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{redact, Config};
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
 use crate::phase::Phase;
 use crate::project::VersionId;
-use crate::state::{Actor, LogEntry, PhaseState};
+use crate::state::{elapsed_ms, Actor, LogEntry, PhaseState};
 
 /// What the executor may rely on. It branches on these, never on a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,8 @@ pub trait Backend {
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError>;
 
     /// Runs a section's statements, its state row and its log row in one
-    /// transaction. On error the transaction is left for the caller to roll
+    /// transaction; the rows record how long the statements took since
+    /// `started`. On error the transaction is left for the caller to roll
     /// back, with the index of the failing statement (None: the state write
     /// or the commit). Adapters may override it to save round trips.
     fn run_atomic(
@@ -106,15 +107,22 @@ pub trait Backend {
         statements: &[&str],
         row: &PhaseState,
         log: &LogEntry,
+        started: Instant,
     ) -> Result<(), (Option<usize>, DbError)> {
         self.begin().map_err(|e| (None, e))?;
         self.apply_timeouts(true).map_err(|e| (None, e))?;
         for (i, sql) in statements.iter().enumerate() {
             self.execute(sql).map_err(|e| (Some(i), e))?;
         }
-        self.save_phase(row).map_err(|e| (None, e))?;
-        self.append_log(log).map_err(|e| (None, e))?;
+        self.save_settled(row, log, started).map_err(|e| (None, e))?;
         self.commit().map_err(|e| (None, e))
+    }
+
+    /// Writes a settled section's state and log rows, with its duration.
+    fn save_settled(&mut self, row: &PhaseState, log: &LogEntry, started: Instant) -> Result<(), DbError> {
+        let duration_ms = elapsed_ms(started);
+        self.save_phase(&PhaseState { duration_ms, ..row.clone() })?;
+        self.append_log(&LogEntry { duration_ms, ..log.clone() })
     }
 
     /// Runs a section, its state row and its log row inside the open
@@ -125,14 +133,14 @@ pub trait Backend {
         statements: &[&str],
         row: &PhaseState,
         log: &LogEntry,
+        started: Instant,
     ) -> Result<(), (Option<usize>, DbError)> {
         self.execute("SAVEPOINT pygrate_section").map_err(|e| (None, e))?;
         let ran = statements
             .iter()
             .enumerate()
             .try_for_each(|(i, sql)| self.execute(sql).map_err(|e| (Some(i), e)))
-            .and_then(|()| self.save_phase(row).map_err(|e| (None, e)))
-            .and_then(|()| self.append_log(log).map_err(|e| (None, e)));
+            .and_then(|()| self.save_settled(row, log, started).map_err(|e| (None, e)));
         if ran.is_err() {
             let _ = self.execute("ROLLBACK TO SAVEPOINT pygrate_section");
         }

@@ -5,6 +5,7 @@
 //! forever.
 
 use std::str::FromStr;
+use std::time::Instant;
 
 use postgres::config::{Host, SslMode};
 use postgres::types::ToSql;
@@ -341,6 +342,7 @@ impl Backend for Postgres {
         statements: &[&str],
         row: &PhaseState,
         log: &LogEntry,
+        _started: Instant,
     ) -> Result<(), (Option<usize>, DbError)> {
         let mut batch = String::from("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
@@ -356,9 +358,10 @@ impl Backend for Postgres {
             batch.push_str("\n;\n");
             chars += len + 3;
         }
-        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.upsert_state, &state_sql::state_params(row)));
+        let (state, log) = (state_sql::state_params(row), state_sql::log_params(log));
+        batch.push_str(&state_sql::inline(Dialect::Postgres, &timed(&self.sql.upsert_state, state.len()), &state));
         batch.push_str(";\n");
-        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.insert_log, &state_sql::log_params(log)));
+        batch.push_str(&state_sql::inline(Dialect::Postgres, &timed(&self.sql.insert_log, log.len()), &log));
         batch.push_str(";\nCOMMIT");
         self.in_transaction = true;
         match self.client.batch_execute(&batch) {
@@ -392,6 +395,21 @@ impl Backend for Postgres {
 
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError> {
         run(&mut self.client, &self.sql.insert_log, &state_sql::log_params(entry))
+    }
+}
+
+/// `template` with its duration placeholder (`$param`, the last one) turned
+/// into how long the message has run so far: the section travels in the same
+/// message, so its duration is only known to the server.
+/// `statement_timestamp()` is when the message arrived.
+fn timed(template: &str, param: usize) -> String {
+    const ELAPSED_MS: &str = "(extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+    let placeholder = format!("${param}");
+    match template.find(&placeholder) {
+        Some(at) if !template[at + placeholder.len()..].starts_with(|c: char| c.is_ascii_digit()) => {
+            format!("{}{ELAPSED_MS}{}", &template[..at], &template[at + placeholder.len()..])
+        }
+        _ => template.to_string(),
     }
 }
 

@@ -283,7 +283,28 @@ fn state_rows_keep_awkward_text_exactly(db: &TestDb) {
     }
 }
 
+/// SPEC 4: the state row and the log row say how long the phase took, also
+/// when the section and its rows travel or commit together.
+fn state_and_log_record_how_long_a_section_took(db: &TestDb) {
+    let (slow, at_least) = match db.engine {
+        Engine::Postgres => ("SELECT pg_sleep(0.3)", 300),
+        Engine::Mysql => ("SELECT SLEEP(0.3)", 300),
+        // No sleep in SQLite's SQL: three million rows of work.
+        Engine::Sqlite => (
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT COUNT(*) FROM c",
+            1,
+        ),
+    };
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-slow.sql", &format!("-- @add\nCREATE TABLE quick (id INTEGER);\n{slow};\n"));
+    p.run(db, &["ff", "--through", "add"]).ok();
+    let state = db.query_i64("SELECT duration_ms FROM pygrate_state WHERE phase = 'add'");
+    let log = db.query_i64("SELECT duration_ms FROM pygrate_log WHERE phase = 'add'");
+    assert!(state >= at_least && log >= at_least, "state {state} ms, log {log} ms");
+}
+
 crate::on_every_engine!(
+    state_and_log_record_how_long_a_section_took,
     state_rows_keep_awkward_text_exactly,
     ff_applies_every_phase_once_and_is_idempotent,
     ff_through_and_to_stop_where_asked,
