@@ -119,3 +119,16 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
         }
     }
 }
+
+/// A `no-transaction` section runs outside the shared commits (VACUUM fails
+/// inside any transaction), and the sections around it still run.
+#[test]
+fn a_no_transaction_section_never_shares_a_commit() {
+    let db = sqlite();
+    let p = project(6);
+    p.write("releases/r1/v004-t.sql", "-- @add no-transaction\nVACUUM;\n");
+    let run = p.run(&db, &["ff", "--through", "add"]);
+    run.ok();
+    assert_eq!(applied(&db).len(), 7, "{:?}", state(&db));
+    assert!(db.table_exists("t_3") && db.table_exists("t_5") && !db.table_exists("t_4"));
+}
