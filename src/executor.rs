@@ -101,7 +101,7 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
             // statement's); a COMMIT of the author's would end it early and
             // leave the state row outside it.
             for statement in &statements {
-                if let Some(control) = statement.transaction_control() {
+                if let Some(control) = statement.transaction_control(dialect) {
                     errors.push(FileError::new(
                         &migration.path,
                         statement.line,

@@ -28,15 +28,12 @@ impl Statement<'_> {
     /// The transaction-control statement this is (`BEGIN`, `COMMIT`,
     /// `SAVEPOINT`, …), if it is one. Bodies of routines and triggers are
     /// inside their CREATE statement, so their `BEGIN … END` never counts.
-    pub fn transaction_control(&self) -> Option<&str> {
-        let word_end = |s: &str| s.find(|c: char| !c.is_ascii_alphabetic() && c != '_').unwrap_or(s.len());
-        let first = &self.sql[..word_end(self.sql)];
-        let rest = self.sql[first.len()..].trim_start();
-        let second = &rest[..word_end(rest)];
-        let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-        let control = ["BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE"].iter().any(|k| is(first, k))
-            || (is(first, "START") && is(second, "TRANSACTION"));
-        control.then_some(first)
+    pub fn transaction_control(&self, dialect: Dialect) -> Option<&str> {
+        let mut words = Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
+        let first = words.next()?;
+        let control = first.is_any_word(&["BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE"])
+            || (first.is_word("START") && words.next().is_some_and(|t| t.is_word("TRANSACTION")));
+        control.then_some(first.text)
     }
 }
 
@@ -286,12 +283,12 @@ mod tests {
     fn transaction_control_is_recognised_by_its_head_only() {
         let text = "begin;\nSTART TRANSACTION;\nCOMMIT;\nend;\nSavepoint a;\nRELEASE SAVEPOINT a;\nROLLBACK TO a;\n\
                     CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET n = 1; END;\nSTART SLAVE;\n\
-                    SELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;";
+                    START /* the */ TRANSACTION;\nSELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;";
         let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
-        let heads: Vec<Option<&str>> = statements.iter().map(|s| s.transaction_control()).collect();
+        let heads: Vec<Option<&str>> = statements.iter().map(|s| s.transaction_control(Dialect::Sqlite)).collect();
         let control = [Some("begin"), Some("START"), Some("COMMIT"), Some("end"), Some("Savepoint"), Some("RELEASE")];
         assert_eq!(heads[..6], control);
-        assert_eq!(heads[6..], [Some("ROLLBACK"), None, None, None, None, None]);
+        assert_eq!(heads[6..], [Some("ROLLBACK"), None, None, Some("START"), None, None, None]);
     }
 
     #[test]

@@ -111,18 +111,26 @@ pub trait Backend {
     ) -> Result<(), (Option<usize>, DbError)> {
         self.begin().map_err(|e| (None, e))?;
         self.apply_timeouts(true).map_err(|e| (None, e))?;
-        for (i, sql) in statements.iter().enumerate() {
-            self.execute(sql).map_err(|e| (Some(i), e))?;
-        }
-        self.save_settled(row, log, started).map_err(|e| (None, e))?;
+        self.run_section(statements, row, log, started)?;
         self.commit().map_err(|e| (None, e))
     }
 
-    /// Writes a settled section's state and log rows, with its duration.
-    fn save_settled(&mut self, row: &PhaseState, log: &LogEntry, started: Instant) -> Result<(), DbError> {
+    /// The section's statements, then its state and log rows with how long
+    /// the statements took, in the transaction that is open.
+    fn run_section(
+        &mut self,
+        statements: &[&str],
+        row: &PhaseState,
+        log: &LogEntry,
+        started: Instant,
+    ) -> Result<(), (Option<usize>, DbError)> {
+        for (i, sql) in statements.iter().enumerate() {
+            self.execute(sql).map_err(|e| (Some(i), e))?;
+        }
         let duration_ms = elapsed_ms(started);
-        self.save_phase(&PhaseState { duration_ms, ..row.clone() })?;
-        self.append_log(&LogEntry { duration_ms, ..log.clone() })
+        self.save_phase(&PhaseState { duration_ms, ..row.clone() })
+            .and_then(|()| self.append_log(&LogEntry { duration_ms, ..log.clone() }))
+            .map_err(|e| (None, e))
     }
 
     /// Runs a section, its state row and its log row inside the open
@@ -136,11 +144,7 @@ pub trait Backend {
         started: Instant,
     ) -> Result<(), (Option<usize>, DbError)> {
         self.execute("SAVEPOINT pygrate_section").map_err(|e| (None, e))?;
-        let ran = statements
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, sql)| self.execute(sql).map_err(|e| (Some(i), e)))
-            .and_then(|()| self.save_settled(row, log, started).map_err(|e| (None, e)));
+        let ran = self.run_section(statements, row, log, started);
         if ran.is_err() {
             let _ = self.execute("ROLLBACK TO SAVEPOINT pygrate_section");
         }

@@ -16,7 +16,7 @@ use crate::support::{Engine, Sandbox, TestDb};
 
 /// `n` versions; every section records itself in `applied_log`, after a
 /// statement or two of real work.
-fn busy_project(n: usize) -> Sandbox {
+pub fn busy_project(n: usize) -> Sandbox {
     let p = Sandbox::empty();
     p.write(
         "releases/r1/v000-journal.sql",

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
+use crate::crash::busy_project as project;
 use crate::lanes::{applied, journal, state};
-use crate::support::{Engine, Sandbox, TestDb};
+use crate::support::{Engine, TestDb};
 
 fn sqlite() -> TestDb {
     TestDb::create(Engine::Sqlite).unwrap()
@@ -22,30 +23,6 @@ fn file_of(db: &TestDb) -> PathBuf {
 fn commits(db: &TestDb) -> u32 {
     let bytes = std::fs::read(file_of(db)).unwrap();
     u32::from_be_bytes(bytes[24..28].try_into().unwrap())
-}
-
-/// `n` versions of three one-statement phases, recording themselves in
-/// `applied_log` (see `lanes::journal`).
-fn project(n: usize) -> Sandbox {
-    let p = Sandbox::empty();
-    p.write(
-        "releases/r1/v000-journal.sql",
-        "-- @add\nCREATE TABLE applied_log (version VARCHAR(50) NOT NULL, phase VARCHAR(20) NOT NULL);\n\
-         INSERT INTO applied_log VALUES ('r1/v000-journal', 'add');\n\
-         -- @simdrop\nINSERT INTO applied_log VALUES ('r1/v000-journal', 'simdrop');\n\
-         -- @drop\nINSERT INTO applied_log VALUES ('r1/v000-journal', 'drop');\n",
-    );
-    for i in 1..=n {
-        let id = format!("r1/v{i:03}-t");
-        let mut text = String::from("-- @add\n");
-        text +=
-            &format!("CREATE TABLE t_{i} (id INTEGER PRIMARY KEY);\nINSERT INTO applied_log VALUES ('{id}', 'add');\n");
-        for phase in ["simdrop", "drop"] {
-            text += &format!("-- @{phase}\nINSERT INTO applied_log VALUES ('{id}', '{phase}');\n");
-        }
-        p.write(&format!("releases/{id}.sql"), &text);
-    }
-    p
 }
 
 #[test]
@@ -69,11 +46,11 @@ fn a_failing_section_in_a_shared_commit_fails_alone() {
     let db = sqlite();
     let p = project(30);
     p.write(
-        "releases/r1/v020-t.sql",
+        "releases/r1/v020-work.sql",
         "-- @add\nCREATE TABLE t_20 (id INTEGER);\n\nINSERT INTO no_such_table VALUES (1);\n",
     );
     let run = p.run(&db, &["ff", "--through", "add"]);
-    run.code(1).stderr_has("releases/r1/v020-t.sql:4: add r1/v020-t failed").stderr_has("no_such_table");
+    run.code(1).stderr_has("releases/r1/v020-work.sql:4: add r1/v020-work failed").stderr_has("no_such_table");
     // Everything before it committed; nothing of it did; progress was shown
     // for exactly what committed.
     assert_eq!(applied(&db).len(), 20, "{:?}", state(&db));
@@ -114,7 +91,9 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
             run.ok().stderr_has("could not get a lock in time").stderr_has("retry 1");
             assert_eq!(journal(&db).len(), 4 * 3);
         } else {
-            run.code(1).stderr_has("releases/r1/v001-t.sql:1: add r1/v001-t failed").stderr_has("database is locked");
+            run.code(1)
+                .stderr_has("releases/r1/v001-work.sql:1: add r1/v001-work failed")
+                .stderr_has("database is locked");
             assert_eq!(applied(&db).len(), 3, "only r1/v000-journal, from before: {:?}", state(&db));
         }
     }
@@ -123,10 +102,10 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
 /// A `no-transaction` section runs outside the shared commits (VACUUM fails
 /// inside any transaction), and the sections around it still run.
 #[test]
-fn a_no_transaction_section_never_shares_a_commit() {
+fn a_no_transaction_section_between_shared_commits_runs() {
     let db = sqlite();
     let p = project(6);
-    p.write("releases/r1/v004-t.sql", "-- @add no-transaction\nVACUUM;\n");
+    p.write("releases/r1/v004-work.sql", "-- @add no-transaction\nVACUUM;\n");
     let run = p.run(&db, &["ff", "--through", "add"]);
     run.ok();
     assert_eq!(applied(&db).len(), 7, "{:?}", state(&db));
