@@ -238,34 +238,28 @@ impl Workspace {
             backend = self.connect(true)?;
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
+        self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
         let state = read_state(&mut *guard)?;
         let (prepared, notes) = plan_of(&Lanes::from_state(&self.migrations, state))?;
         if prepared.is_empty() {
             nothing_to_do(&notes, out);
             return Ok(0);
         }
-        self.execute(&mut guard, &prepared, out)?;
+        self.executor(&mut guard).run(&prepared, &mut |event| print_event(out, &event))?;
         for note in &notes {
             out.line(&format!("note: {note}"));
         }
         Ok(0)
     }
 
-    fn execute(
-        &self,
-        guard: &mut crate::executor::LockGuard<'_>,
-        prepared: &[Prepared<'_>],
-        out: &Output,
-    ) -> Result<(), Error> {
-        let mut executor = Executor {
+    fn executor<'g, 'b>(&'g self, guard: &'g mut crate::executor::LockGuard<'b>) -> Executor<'g, 'b> {
+        Executor {
             backend: guard,
             actor: &self.actor,
             lock_retries: self.config.lock_retries,
             retry_pause: std::time::Duration::from_millis(250),
             commit_window: crate::executor::COMMIT_WINDOW,
-        };
-        executor.run(prepared, &mut |event| print_event(out, &event))
+        }
     }
 
     /// `status [TARGET]`.
@@ -456,7 +450,7 @@ impl Workspace {
         let mut backend = self.connect(!dry_run)?;
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
         if !dry_run {
-            guard.ensure_state_tables().map_err(|e| Error::db("creating the state tables", e))?;
+            self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
         }
         let state = read_state(&mut *guard)?;
         let lanes = Lanes::from_state(&self.migrations, state);
@@ -710,9 +704,8 @@ fn print_event(out: &Output, event: &Event<'_>) {
             println!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100))
         }
         Event::Retry { step, attempt, pause, error } => eprintln!(
-            "warning: {} {}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
-            step.action,
-            step.id(),
+            "warning: {}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
+            step.map_or_else(|| "creating the state tables".to_string(), |s| format!("{} {}", s.action, s.id())),
             pause.as_secs_f32()
         ),
         Event::Done { step, statements, elapsed } => out.line(&format!(

@@ -65,10 +65,25 @@ pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, 
 /// What happened, for whoever prints progress.
 #[derive(Debug)]
 pub enum Event<'e> {
-    Started { step: &'e Step<'e> },
-    Statement { step: &'e Step<'e>, statement: &'e Statement<'e> },
-    Retry { step: &'e Step<'e>, attempt: u32, pause: Duration, error: &'e DbError },
-    Done { step: &'e Step<'e>, statements: usize, elapsed: Duration },
+    Started {
+        step: &'e Step<'e>,
+    },
+    Statement {
+        step: &'e Step<'e>,
+        statement: &'e Statement<'e>,
+    },
+    /// `step` is None while creating the state tables.
+    Retry {
+        step: Option<&'e Step<'e>>,
+        attempt: u32,
+        pause: Duration,
+        error: &'e DbError,
+    },
+    Done {
+        step: &'e Step<'e>,
+        statements: usize,
+        elapsed: Duration,
+    },
 }
 
 /// A step with its statements split, checked before anything runs.
@@ -191,6 +206,34 @@ struct Group {
 }
 
 impl Executor<'_, '_> {
+    /// The pause before retry number `attempt + 1` after `error`, counting
+    /// it; None when the error is not a lock timeout or no retries are left.
+    fn pause_before_retry(&self, attempt: &mut u32, error: &DbError) -> Option<Duration> {
+        if !error.lock_timeout || *attempt >= self.lock_retries {
+            return None;
+        }
+        *attempt += 1;
+        Some(self.retry_pause * 2u32.saturating_pow(*attempt - 1))
+    }
+
+    /// Creates or upgrades the state tables, retried like a section when the
+    /// application holds a lock they need.
+    pub fn ensure_state_tables(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
+        let mut attempt = 0;
+        loop {
+            let error = match self.backend.ensure_state_tables() {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let _ = self.backend.rollback();
+            let Some(pause) = self.pause_before_retry(&mut attempt, &error) else {
+                return Err(Error::db("creating the state tables", error));
+            };
+            on_event(Event::Retry { step: None, attempt, pause, error: &error });
+            sleep(pause);
+        }
+    }
+
     /// Runs every step in order; the first failure stops the run, leaving
     /// everything before it applied.
     pub fn run(&mut self, steps: &[Prepared<'_>], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
@@ -290,10 +333,8 @@ impl Executor<'_, '_> {
                 Ok(()) => return Ok(()),
                 Err((failed, error)) => {
                     let _ = self.backend.rollback();
-                    if error.lock_timeout && attempt < self.lock_retries {
-                        attempt += 1;
-                        let pause = self.retry_pause * 2u32.saturating_pow(attempt - 1);
-                        on_event(Event::Retry { step: &p.step, attempt, pause, error: &error });
+                    if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
+                        on_event(Event::Retry { step: Some(&p.step), attempt, pause, error: &error });
                         sleep(pause);
                         continue;
                     }
@@ -357,13 +398,12 @@ impl Executor<'_, '_> {
                 match ran {
                     Ok(()) => break,
                     Err(Counted::Recording(e)) => return Err(context(e)),
-                    Err(Counted::Statement(error)) if error.lock_timeout && attempt < self.lock_retries => {
-                        attempt += 1;
-                        let pause = self.retry_pause * 2u32.saturating_pow(attempt - 1);
-                        on_event(Event::Retry { step, attempt, pause, error: &error });
-                        sleep(pause);
-                    }
                     Err(Counted::Statement(error)) => {
+                        if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
+                            on_event(Event::Retry { step: Some(step), attempt, pause, error: &error });
+                            sleep(pause);
+                            continue;
+                        }
                         let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
                         let aftermath = match self.backend.save_phase(&row) {
                             Ok(()) => format!(

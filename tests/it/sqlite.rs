@@ -111,3 +111,28 @@ fn a_no_transaction_section_between_shared_commits_runs() {
     assert_eq!(applied(&db).len(), 7, "{:?}", state(&db));
     assert!(db.table_exists("t_3") && db.table_exists("t_5") && !db.table_exists("t_4"));
 }
+
+/// On a database without state tables, an application transaction holding
+/// the write lock makes pygrate wait and retry before it creates them, as a
+/// section would, rather than fail after one `lock_timeout`.
+#[test]
+fn state_tables_are_created_after_an_application_writer_finishes() {
+    let db = sqlite();
+    let p = project(2);
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: 4\n", db.url));
+    let path = file_of(&db);
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    let holder = thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
+        ready.send(()).unwrap();
+        thread::sleep(Duration::from_millis(1200));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    is_ready.recv().unwrap();
+    let run = p.run_with(None, &["ff"]);
+    holder.join().unwrap();
+    run.ok().stderr_has("creating the state tables: could not get a lock in time").stderr_has("retry 1");
+    assert_eq!(journal(&db).len(), 3 * 3);
+    assert!(db.table_exists("app"));
+}
