@@ -231,6 +231,38 @@ impl Location {
     }
 }
 
+/// Runs a driver's connect with a deadline on the whole of it. The drivers
+/// bound only the TCP connect, so a server that accepts a connection and then
+/// never answers (an overloaded host, a proxy with nothing behind it) would
+/// hang the handshake, and the deployment, forever. None: no answer within
+/// `limit`; the attempt is left to end on its own thread, which drops its
+/// connection if one ever comes.
+fn within<T: Send + 'static>(limit: Duration, connect: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = std::sync::mpsc::channel();
+    let attempt = std::thread::spawn(move || {
+        let _ = done.send(connect());
+    });
+    match result.recv_timeout(limit) {
+        Ok(connected) => Some(connected),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+        // The attempt ended without a result: it panicked; pass that on.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match attempt.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => None,
+        },
+    }
+}
+
+/// The error for a connection attempt `within` gave up on; `option` is the
+/// URL parameter that sets the limit.
+fn no_answer(limit: Duration, option: &str) -> DbError {
+    DbError::new(format!(
+        "no answer within {}s: the server accepted the connection but did not complete the handshake \
+         (if it is only slow, raise `{option}` in the URL)",
+        limit.as_secs_f32()
+    ))
+}
+
 /// Opens a connection. `create` false: a missing SQLite file is not created
 /// (read-only commands must not leave files behind).
 pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend>, Error> {

@@ -133,17 +133,20 @@ impl Mysql {
             "program_name",
             format!("pygrate {}@{} pid {}", actor.user, actor.host, actor.pid),
         )])));
-        if opts.get_tcp_connect_timeout().is_none() {
-            builder = builder.tcp_connect_timeout(Some(settings.connect_timeout));
-        }
+        let limit = opts.get_tcp_connect_timeout().unwrap_or(settings.connect_timeout);
+        builder = builder.tcp_connect_timeout(Some(limit));
         // The driver would otherwise switch from the host and port the user
         // named to the server's local socket, where other accounts apply.
         if !prefer_socket_given {
             builder = builder.prefer_socket(false);
         }
-        let mut conn = match Conn::new(builder.clone().ssl_opts(ssl_mode.opts())) {
+        let attempt = |opts: OptsBuilder| match super::within(limit, move || Conn::new(opts)) {
+            Some(connected) => Ok(connected),
+            None => Err(Error::db(context.clone(), super::no_answer(limit, "tcp_connect_timeout_ms"))),
+        };
+        let mut conn = match attempt(builder.clone().ssl_opts(ssl_mode.opts()))? {
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if ssl_mode == SslMode::Preferred => {
-                Conn::new(builder.ssl_opts(None)).map_err(fail)?
+                attempt(builder.ssl_opts(None))?.map_err(fail)?
             }
             connected => connected.map_err(fail)?,
         };

@@ -141,14 +141,19 @@ impl Postgres {
             error.detail = error.detail.map(scrub);
             Error::db(context.clone(), error)
         };
-        let client = match config.get_ssl_mode() {
-            SslMode::Disable => config.connect(NoTls).map_err(fail)?,
-            _ => {
-                // Like libpq's `prefer` and `require`: encrypt, but verify
-                // neither the certificate chain nor the host name (libpq only
-                // verifies with verify-ca/verify-full, which this driver lacks).
-                config.connect(LazyTls).map_err(fail)?
-            }
+        // As libpq: connect_timeout bounds each host's whole connection attempt.
+        let limit = config.get_connect_timeout().copied().unwrap_or(settings.connect_timeout)
+            * u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+        let connected = super::within(limit, move || match config.get_ssl_mode() {
+            SslMode::Disable => config.connect(NoTls),
+            // Like libpq's `prefer` and `require`: encrypt, but verify neither
+            // the certificate chain nor the host name (libpq only verifies
+            // with verify-ca/verify-full, which this driver lacks).
+            _ => config.connect(LazyTls),
+        });
+        let client = match connected {
+            Some(connected) => connected.map_err(fail)?,
+            None => return Err(Error::db(context, super::no_answer(limit, "connect_timeout"))),
         };
         Ok(Postgres {
             client,

@@ -37,6 +37,58 @@ fn every_format_error_names_file_and_line_and_runs_nothing() {
     }
 }
 
+/// A format error stops pygrate before it connects: a server that would
+/// accept the connection never sees one.
+#[test]
+fn a_format_error_never_reaches_the_database() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let p = Sandbox::fixture("broken/unknown-marker");
+    for url in [format!("postgres://postgres@127.0.0.1:{port}/db"), format!("mysql://root@127.0.0.1:{port}/db")] {
+        p.run_with(Some(&url), &["ff"]).code(2).stderr_has("releases/r1/v001-x.sql:3: unknown section");
+    }
+    server.set_nonblocking(true).unwrap();
+    assert!(server.accept().is_err(), "pygrate connected although the files have a format error");
+}
+
+/// A server that accepts the connection and never answers (an overloaded
+/// host, a proxy with nothing behind it) fails the run after the connect
+/// timeout instead of hanging the deployment.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || server.incoming().take(3).collect::<Vec<_>>());
+    let p = Sandbox::fixture("portable");
+    for (url, engine) in [
+        (format!("postgres://postgres:s3cret@127.0.0.1:{port}/db?connect_timeout=1"), "PostgreSQL"),
+        (format!("mysql://root:s3cret@127.0.0.1:{port}/db?tcp_connect_timeout_ms=1000&ssl-mode=DISABLED"), "MySQL"),
+        (format!("mysql://root@127.0.0.1:{port}/db?tcp_connect_timeout_ms=1000"), "MySQL"),
+    ] {
+        let mut child = p.command(Some(&url), &["status"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("{engine}: still waiting for a server that never answers");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("cannot connect to {engine} at 127.0.0.1:{port}: no answer within 1s")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+    drop(held);
+}
+
 #[test]
 fn commands_with_nothing_to_do_create_no_database_file() {
     let p = Sandbox::fixture("portable");
