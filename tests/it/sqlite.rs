@@ -25,6 +25,22 @@ fn commits(db: &TestDb) -> u32 {
     u32::from_be_bytes(bytes[24..28].try_into().unwrap())
 }
 
+/// An application transaction that holds the write lock (it creates table
+/// `app`) for `hold`, then commits; returns once the lock is held.
+fn application_writer(db: &TestDb, hold: Duration) -> thread::JoinHandle<()> {
+    let path = file_of(db);
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    let holder = thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
+        ready.send(()).unwrap();
+        thread::sleep(hold);
+        c.execute_batch("COMMIT").unwrap();
+    });
+    is_ready.recv().unwrap();
+    holder
+}
+
 #[test]
 fn consecutive_sections_share_commits() {
     let db = sqlite();
@@ -75,16 +91,7 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
             "conf.d/test.yaml",
             &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: {retries}\n", db.url),
         );
-        let path = file_of(&db);
-        let (ready, is_ready) = std::sync::mpsc::channel();
-        let holder = thread::spawn(move || {
-            let c = rusqlite::Connection::open(path).unwrap();
-            c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
-            ready.send(()).unwrap();
-            thread::sleep(Duration::from_millis(hold_ms));
-            c.execute_batch("COMMIT").unwrap();
-        });
-        is_ready.recv().unwrap();
+        let holder = application_writer(&db, Duration::from_millis(hold_ms));
         let run = p.run_with(None, &["ff"]);
         holder.join().unwrap();
         if succeeds {
@@ -120,16 +127,7 @@ fn state_tables_are_created_after_an_application_writer_finishes() {
     let db = sqlite();
     let p = project(2);
     p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: 4\n", db.url));
-    let path = file_of(&db);
-    let (ready, is_ready) = std::sync::mpsc::channel();
-    let holder = thread::spawn(move || {
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
-        ready.send(()).unwrap();
-        thread::sleep(Duration::from_millis(1200));
-        c.execute_batch("COMMIT").unwrap();
-    });
-    is_ready.recv().unwrap();
+    let holder = application_writer(&db, Duration::from_millis(1200));
     let run = p.run_with(None, &["ff"]);
     holder.join().unwrap();
     run.ok().stderr_has("creating the state tables: could not get a lock in time").stderr_has("retry 1");
