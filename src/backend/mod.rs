@@ -41,7 +41,32 @@ pub struct Settings {
     pub schema: Option<String>,
     pub timeouts: Timeouts,
     pub actor: Actor,
-    pub connect_timeout: Duration,
+    /// Used when the URL sets none. None (as after `connect_timeout=0`): wait
+    /// as long as the operating system does.
+    pub connect_timeout: Option<Duration>,
+    pub keepalive: Keepalive,
+}
+
+/// TCP keepalive, used for whatever the URL does not set. The drivers' own
+/// defaults (PostgreSQL: first probe after 2 hours idle; MySQL: none) leave a
+/// run whose database host vanished (failover, network partition) waiting on
+/// a dead connection for hours; with these it fails within about two minutes.
+/// Probes cost nothing while a long statement runs: the server's kernel
+/// answers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection counts as dead.
+    pub retries: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive { idle: Duration::from_secs(60), interval: Duration::from_secs(10), retries: 6 }
+    }
 }
 
 impl Settings {
@@ -51,7 +76,8 @@ impl Settings {
             schema: config.schema.clone(),
             timeouts: Timeouts { lock_timeout: config.lock_timeout, statement_timeout: config.statement_timeout },
             actor,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
+            keepalive: Keepalive::default(),
         }
     }
 }
@@ -234,33 +260,38 @@ impl Location {
 /// Runs a driver's connect with a deadline on the whole of it. The drivers
 /// bound only the TCP connect, so a server that accepts a connection and then
 /// never answers (an overloaded host, a proxy with nothing behind it) would
-/// hang the handshake, and the deployment, forever. None: no answer within
-/// `limit`; the attempt is left to end on its own thread, which drops its
-/// connection if one ever comes.
-fn within<T: Send + 'static>(limit: Duration, connect: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// hang the handshake, and the deployment, forever. Past `limit` the attempt
+/// is left to end on its own thread, which drops its connection if one ever
+/// comes, and the error names `option`, the URL parameter that sets the
+/// limit. No limit (the user's `0`): wait for the attempt to end.
+fn within<T: Send + 'static>(
+    limit: Option<Duration>,
+    option: &str,
+    connect: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DbError> {
+    let Some(limit) = limit else {
+        return Ok(connect());
+    };
     let (done, result) = std::sync::mpsc::channel();
     let attempt = std::thread::spawn(move || {
         let _ = done.send(connect());
     });
+    let no_answer = || {
+        DbError::new(format!(
+            "no answer within {}s: the server accepted the connection but did not complete the handshake \
+             (if it is only slow, raise `{option}` in the URL)",
+            limit.as_secs_f32()
+        ))
+    };
     match result.recv_timeout(limit) {
-        Ok(connected) => Some(connected),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+        Ok(connected) => Ok(connected),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(no_answer()),
         // The attempt ended without a result: it panicked; pass that on.
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match attempt.join() {
             Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => None,
+            Ok(()) => Err(no_answer()),
         },
     }
-}
-
-/// The error for a connection attempt `within` gave up on; `option` is the
-/// URL parameter that sets the limit.
-fn no_answer(limit: Duration, option: &str) -> DbError {
-    DbError::new(format!(
-        "no answer within {}s: the server accepted the connection but did not complete the handshake \
-         (if it is only slow, raise `{option}` in the URL)",
-        limit.as_secs_f32()
-    ))
 }
 
 /// Opens a connection. `create` false: a missing SQLite file is not created

@@ -133,16 +133,34 @@ impl Mysql {
             "program_name",
             format!("pygrate {}@{} pid {}", actor.user, actor.host, actor.pid),
         )])));
-        let limit = opts.get_tcp_connect_timeout().unwrap_or(settings.connect_timeout);
-        builder = builder.tcp_connect_timeout(Some(limit));
+        // 0 means wait indefinitely, as the MySQL client's --connect-timeout=0.
+        let limit = match opts.get_tcp_connect_timeout() {
+            Some(limit) if limit.is_zero() => None,
+            Some(limit) => Some(limit),
+            None => settings.connect_timeout,
+        };
+        builder = builder.tcp_connect_timeout(limit);
+        let keepalive = settings.keepalive;
+        if opts.get_tcp_keepalive_time_ms().is_none() {
+            builder =
+                builder.tcp_keepalive_time_ms(Some(u32::try_from(keepalive.idle.as_millis()).unwrap_or(u32::MAX)));
+        }
+        if opts.get_tcp_keepalive_probe_interval_secs().is_none() {
+            builder = builder.tcp_keepalive_probe_interval_secs(Some(
+                u32::try_from(keepalive.interval.as_secs()).unwrap_or(u32::MAX),
+            ));
+        }
+        if opts.get_tcp_keepalive_probe_count().is_none() {
+            builder = builder.tcp_keepalive_probe_count(Some(keepalive.retries));
+        }
         // The driver would otherwise switch from the host and port the user
         // named to the server's local socket, where other accounts apply.
         if !prefer_socket_given {
             builder = builder.prefer_socket(false);
         }
-        let attempt = |opts: OptsBuilder| match super::within(limit, move || Conn::new(opts)) {
-            Some(connected) => Ok(connected),
-            None => Err(Error::db(context.clone(), super::no_answer(limit, "tcp_connect_timeout_ms"))),
+        let attempt = |opts: OptsBuilder| {
+            super::within(limit, "tcp_connect_timeout_ms", move || Conn::new(opts))
+                .map_err(|e| Error::db(context.clone(), e))
         };
         let mut conn = match attempt(builder.clone().ssl_opts(ssl_mode.opts()))? {
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if ssl_mode == SslMode::Preferred => {

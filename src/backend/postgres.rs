@@ -116,8 +116,24 @@ impl Postgres {
     pub fn connect(url: &str, settings: &Settings) -> Result<Postgres, Error> {
         let mut config = Config::from_str(url)
             .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), error_chain(&e))))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(settings.connect_timeout);
+        // `connect_timeout=0` means wait indefinitely, as in libpq; the driver
+        // keeps it as unset, so look at what the URL says.
+        if config.get_connect_timeout().is_none() && !names_option(url, "connect_timeout") {
+            if let Some(limit) = settings.connect_timeout {
+                config.connect_timeout(limit);
+            }
+        }
+        if config.get_keepalives() {
+            let keepalive = settings.keepalive;
+            if !names_option(url, "keepalives_idle") {
+                config.keepalives_idle(keepalive.idle);
+            }
+            if config.get_keepalives_interval().is_none() {
+                config.keepalives_interval(keepalive.interval);
+            }
+            if config.get_keepalives_retries().is_none() {
+                config.keepalives_retries(keepalive.retries);
+            }
         }
         // Shown in pg_stat_activity, so that whoever waits for the lock learns
         // who holds it. An application_name in the URL is the user's choice.
@@ -142,19 +158,17 @@ impl Postgres {
             Error::db(context.clone(), error)
         };
         // As libpq: connect_timeout bounds each host's whole connection attempt.
-        let limit = config.get_connect_timeout().copied().unwrap_or(settings.connect_timeout)
-            * u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
-        let connected = super::within(limit, move || match config.get_ssl_mode() {
+        let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+        let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);
+        let client = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
             SslMode::Disable => config.connect(NoTls),
             // Like libpq's `prefer` and `require`: encrypt, but verify neither
             // the certificate chain nor the host name (libpq only verifies
             // with verify-ca/verify-full, which this driver lacks).
             _ => config.connect(LazyTls),
-        });
-        let client = match connected {
-            Some(connected) => connected.map_err(fail)?,
-            None => return Err(Error::db(context, super::no_answer(limit, "connect_timeout"))),
-        };
+        })
+        .map_err(|e| Error::db(context.clone(), e))?
+        .map_err(fail)?;
         Ok(Postgres {
             client,
             sql: StateSql::new(Dialect::Postgres, &settings.state_table, settings.schema.as_deref()),
@@ -179,6 +193,14 @@ fn run(client: &mut Client, sql: &str, params: &[Value<'_>]) -> Result<(), DbErr
         .collect();
     let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref()).collect();
     client.execute(sql, &refs).map(drop).map_err(db_error)
+}
+
+/// Whether the URL sets `option` as a query parameter: the driver cannot tell
+/// an option left unset from one set to its default.
+fn names_option(url: &str, option: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| pair.split_once('=').map_or(pair, |(key, _)| key) == option)
+    })
 }
 
 /// `host:port` of every host the URL names, for messages.
@@ -508,5 +530,19 @@ impl TlsConnect<Socket> for LazyTlsConnect {
             Ok(connector) => postgres_native_tls::TlsConnector::new(connector, &self.domain).connect(stream),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_option;
+
+    #[test]
+    fn options_named_in_the_query() {
+        assert!(names_option("postgres://u@h/db?sslmode=disable&connect_timeout=0", "connect_timeout"));
+        assert!(names_option("postgresql://h/db?keepalives_idle=5", "keepalives_idle"));
+        assert!(!names_option("postgres://u@h/connect_timeout", "connect_timeout"));
+        assert!(!names_option("postgres://u@h/db?my_connect_timeout=1", "connect_timeout"));
+        assert!(!names_option("postgres://u@h/db?application_name=connect_timeout", "connect_timeout"));
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pygrate::backend::{connect, Backend, Location, Settings, Timeouts};
+use pygrate::backend::{connect, Backend, Keepalive, Location, Settings, Timeouts};
 use pygrate::error::Error;
 use pygrate::phase::Phase;
 use pygrate::project::VersionId;
@@ -28,7 +28,8 @@ fn settings(prefix: &str) -> Settings {
         schema: None,
         timeouts: Timeouts::default(),
         actor: Actor::current(),
-        connect_timeout: Duration::from_secs(5),
+        connect_timeout: Some(Duration::from_secs(5)),
+        keepalive: Keepalive::default(),
     }
 }
 

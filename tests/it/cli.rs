@@ -89,6 +89,33 @@ fn a_server_that_never_answers_times_out() {
     drop(held);
 }
 
+/// `connect_timeout=0` (PostgreSQL, as libpq) and `tcp_connect_timeout_ms=0`
+/// (MySQL) mean wait as long as it takes, not the 10 s default or no time at all.
+#[test]
+fn a_zero_connect_timeout_waits_past_the_default() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || server.incoming().take(3).collect::<Vec<_>>());
+    let p = Sandbox::fixture("portable");
+    let mut children: Vec<_> = [
+        format!("postgres://postgres@127.0.0.1:{port}/db?connect_timeout=0"),
+        format!("mysql://root@127.0.0.1:{port}/db?tcp_connect_timeout_ms=0&ssl-mode=DISABLED"),
+    ]
+    .iter()
+    .map(|url| (url.clone(), p.command(Some(url), &["status"]).stderr(std::process::Stdio::piped()).spawn().unwrap()))
+    .collect();
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    for (url, child) in &mut children {
+        let still_waiting = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(still_waiting, "{url}: gave up: {stderr}");
+    }
+    drop(held);
+}
+
 #[test]
 fn commands_with_nothing_to_do_create_no_database_file() {
     let p = Sandbox::fixture("portable");

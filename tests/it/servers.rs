@@ -138,7 +138,72 @@ fn an_error_without_position_still_names_its_statement(db: &TestDb) {
     assert!(!db.table_exists("b"));
 }
 
+/// A database host that vanishes mid-run (failover, network partition) is
+/// noticed in about two minutes: pygrate's connection probes after 60 s idle,
+/// not after the kernel's 2 hours (PostgreSQL) or never (MySQL). A setting in
+/// the URL wins. The kernel shows the probe timer in /proc/net/tcp.
+fn an_idle_connection_sends_keepalives_within_a_minute(db: &TestDb) {
+    let (sleep, own_setting) = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => ("SELECT pg_sleep(3);", "keepalives_idle=600"),
+        Engine::Mysql => ("SELECT SLEEP(3);", "tcp_keepalive_time_ms=600000"),
+    };
+    let port = server_port(&db.url);
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let own_url = format!("{}{separator}{own_setting}", db.url);
+    let p = Sandbox::empty();
+    for (version, url, seconds) in [("v001", &db.url, 1..=60), ("v002", &own_url, 61..=600)] {
+        p.write(&format!("releases/r1/{version}-wait.sql"), &format!("-- @add\n{sleep}\n"));
+        let mut child = p.command(Some(url), &["ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let started = Instant::now();
+        let timer = loop {
+            match keepalive_timer(child.id(), port) {
+                Some(left) => break Some(left),
+                None if started.elapsed() < Duration::from_secs(2) => thread::sleep(Duration::from_millis(20)),
+                None => break None,
+            }
+        };
+        assert!(child.wait().unwrap().success());
+        let left = timer.unwrap_or_else(|| panic!("{version}: no keepalive timer on the connection to port {port}"));
+        assert!(seconds.contains(&left), "{version}: first probe in {left}s, expected {seconds:?}");
+    }
+}
+
+/// The port of a test server's URL (`scheme://user@host:port/db`).
+fn server_port(url: &str) -> u16 {
+    let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    host.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or(if url.starts_with("mysql") {
+        3306
+    } else {
+        5432
+    })
+}
+
+/// Seconds until the keepalive timer of process `pid`'s TCP connection to
+/// `port` fires, from /proc/net/tcp (timer kind 2 is keepalive; the time is
+/// in clock ticks of 1/100 s). None: no such connection, or no such timer.
+fn keepalive_timer(pid: u32, port: u16) -> Option<u64> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| Some(link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string()))
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
+        let sockets = std::fs::read_to_string(table).ok()?;
+        sockets.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
+            let (kind, when) = fields.get(5)?.split_once(':')?;
+            let ours = inodes.iter().any(|inode| Some(&inode.as_str()) == fields.get(9));
+            (ours && remote_port == port && kind == "02")
+                .then(|| u64::from_str_radix(when, 16).ok().map(|t| t / 100))?
+        })
+    })
+}
+
 crate::on_every_engine!(
+    an_idle_connection_sends_keepalives_within_a_minute,
     an_error_without_position_still_names_its_statement,
     lock_timeout_fails_fast_and_applies_nothing,
     a_lock_timeout_is_retried_until_the_blocker_lets_go,
