@@ -9,7 +9,8 @@
 //!   and an empty state (every phase of every version planned), and the
 //!   `problems()` scan that `status`/`check` do;
 //! - `discover_load`: `Project::discover` and `app::load` (discover + read +
-//!   parse) of 10,000 version files on disk.
+//!   parse + split every section, as every command that connects does) of
+//!   10,000 version files on disk.
 //!
 //! Run: `cargo bench --bench pure` (part of `make bench`). Sample sizes and
 //! measurement times are small so the whole file runs in about a minute;
@@ -178,7 +179,7 @@ fn split_all(migrations: &[Migration], dialect: Dialect) -> usize {
         for s in m.sections() {
             match s.statements(&m.path, dialect) {
                 Ok(st) => n += st.len(),
-                Err(e) => panic!("generated file does not split: {e}"),
+                Err(e) => panic!("generated file does not split: {e:?}"),
             }
         }
     }
@@ -326,7 +327,7 @@ fn write_project(n: usize) -> PathBuf {
 fn bench_discover_load(c: &mut Criterion) {
     let root = write_project(VERSIONS);
     let out = Output { quiet: true, verbose: false, json: false };
-    match load(&root, &out) {
+    match load(&root, Some(Dialect::Sqlite), &out) {
         Ok((project, migrations)) => {
             assert_eq!(project.files.len(), VERSIONS);
             assert_eq!(migrations.len(), VERSIONS);
@@ -341,7 +342,7 @@ fn bench_discover_load(c: &mut Criterion) {
         b.iter(|| black_box(Project::discover(black_box(&root)).map(|p| p.files.len()).ok()))
     });
     group.bench_function("load/10000", |b| {
-        b.iter(|| black_box(load(black_box(&root), &out).map(|(_, m)| m.len()).ok()))
+        b.iter(|| black_box(load(black_box(&root), Some(Dialect::Sqlite), &out).map(|(_, m)| m.len()).ok()))
     });
     group.finish();
 }

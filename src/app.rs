@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::{connect, Backend, Location, Settings};
 use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
 use crate::config::Config;
+use crate::dialect::Dialect;
 use crate::error::{Error, FileError};
 use crate::executor::{lock, prepare, settled_state, Event, Executor, Prepared};
 use crate::integrity;
@@ -86,14 +87,15 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
             ws.baseline(target, cli.dry_run, &out)
         }
         Command::Sum => {
-            let (project, migrations) = load(root, &out)?;
+            let (project, migrations) = load(root, None, &out)?;
             let path = integrity::write_sum(&project, &migrations)?;
             out.line(&format!("wrote {}", project.display(&path).display()));
             Ok(0)
         }
         Command::Check { offline: true } => {
-            // Files only: no config is read, no database is needed.
-            let (project, migrations) = load(root, &out)?;
+            // Files only: no database is needed, and the config is read only
+            // for the connection's dialect, which decides how SQL splits.
+            let (project, migrations) = load(root, known_dialect(cli), &out)?;
             let sum = integrity::check_sum(&project, &migrations)?;
             report_check(&[], &sum, migrations.len(), &out)
         }
@@ -144,7 +146,7 @@ impl Workspace {
                 ))
             })?;
         let location = Location::parse(&url, root)?;
-        let (project, migrations) = load(root, out)?;
+        let (project, migrations) = load(root, Some(location.dialect()), out)?;
         Ok(Workspace { project, migrations, config, location, actor: Actor::current() })
     }
 
@@ -175,7 +177,7 @@ impl Workspace {
         // Planning never creates a database: a refused or empty run leaves no file.
         let mut backend = self.connect(false)?;
         let dialect = backend.dialect();
-        let state = read_state(backend.as_mut())?;
+        let state = self.read_state_to_plan(backend.as_mut(), dry_run, out)?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = target.map(|t| Target::resolve(t, lanes.ids())).transpose()?;
         warn_drift(&lanes, out);
@@ -201,7 +203,7 @@ impl Workspace {
         // Planning never creates a database: a refused or empty run leaves no file.
         let mut backend = self.connect(false)?;
         let dialect = backend.dialect();
-        let state = read_state(backend.as_mut())?;
+        let state = self.read_state_to_plan(backend.as_mut(), dry_run, out)?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = Target::resolve(target, lanes.ids())?;
         warn_drift(&lanes, out);
@@ -210,6 +212,23 @@ impl Workspace {
             Ok((prepare(plan.steps, dialect)?, plan.notes))
         };
         self.run_planned(backend, &lanes, plan_of, dry_run, out)
+    }
+
+    /// Reads the state to plan from, without the lock ("nothing to do" needs
+    /// none). On SQLite a write in progress, another pygrate's or the
+    /// application's, makes that read fail after `lock_timeout`; a command
+    /// that is about to write then waits for the migration lock as SPEC 9
+    /// says (up to `lock_wait`, naming the holder) and reads under it,
+    /// retried like a section; the lock is taken again to run.
+    fn read_state_to_plan(&self, backend: &mut dyn Backend, dry_run: bool, out: &Output) -> Result<State, Error> {
+        match backend.read_state() {
+            Ok(rows) => Ok(State::from_rows(rows.unwrap_or_default())),
+            Err(error) if error.lock_timeout && !dry_run => {
+                let mut guard = lock(backend, self.config.lock_wait)?;
+                self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))
+            }
+            Err(error) => Err(Error::db("reading the state table", error)),
+        }
     }
 
     /// Plans without the lock first ("nothing to do" needs no lock, and a
@@ -238,8 +257,9 @@ impl Workspace {
             backend = self.connect(true)?;
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
-        let state = read_state(&mut *guard)?;
+        let mut executor = self.executor(&mut guard);
+        executor.ensure_state_tables(&mut |event| print_event(out, &event))?;
+        let state = executor.read_state(&mut |event| print_event(out, &event))?;
         let (prepared, notes) = plan_of(&Lanes::from_state(&self.migrations, state))?;
         if prepared.is_empty() {
             nothing_to_do(&notes, out);
@@ -296,7 +316,7 @@ impl Workspace {
     pub fn rehash(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
         let mut backend = self.connect(!dry_run)?;
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        let state = read_state(&mut *guard)?;
+        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = Target::resolve(target, lanes.ids())?;
         let mut rows = Vec::new();
@@ -371,7 +391,7 @@ impl Workspace {
     ) -> Result<u8, Error> {
         let mut backend = self.connect(!dry_run)?;
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        let state = read_state(&mut *guard)?;
+        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let id = version_target(target, &lanes)?;
         let current = lanes.entry(&id).and_then(|e| e.state(phase));
@@ -452,7 +472,7 @@ impl Workspace {
         if !dry_run {
             self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
         }
-        let state = read_state(&mut *guard)?;
+        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = Target::resolve(target, lanes.ids())?;
         let Some(end) = lanes.entries.iter().rposition(|e| target.contains(&e.id)) else {
@@ -523,8 +543,11 @@ pub fn read_state(backend: &mut dyn Backend) -> Result<State, Error> {
     Ok(State::from_rows(rows.unwrap_or_default()))
 }
 
-/// Discovers and parses every version file; all format errors at once.
-pub fn load(root: &Path, out: &Output) -> Result<(Project, Vec<Migration>), Error> {
+/// Discovers and parses every version file; all format errors at once. With
+/// a dialect, every section is also split into statements, so that what
+/// only splitting shows (an unterminated literal, a COMMIT in a transactional
+/// section) is caught before anything runs, in any section.
+pub fn load(root: &Path, dialect: Option<Dialect>, out: &Output) -> Result<(Project, Vec<Migration>), Error> {
     let project = Project::discover(root)?;
     for warning in &project.warnings {
         out.warn(warning);
@@ -535,7 +558,7 @@ pub fn load(root: &Path, out: &Output) -> Result<(Project, Vec<Migration>), Erro
     let chunk = project.files.len().div_ceil(threads).max(256);
     let parsed: Vec<Result<Vec<Parsed>, Error>> = std::thread::scope(|scope| {
         let workers: Vec<_> =
-            project.files.chunks(chunk).map(|files| scope.spawn(move || parse_files(files))).collect();
+            project.files.chunks(chunk).map(|files| scope.spawn(move || parse_files(files, dialect))).collect();
         workers
             .into_iter()
             .map(|w| {
@@ -563,18 +586,29 @@ pub fn load(root: &Path, out: &Output) -> Result<(Project, Vec<Migration>), Erro
 /// One file's outcome: the migration, or its format errors.
 type Parsed = Result<Migration, Vec<FileError>>;
 
-fn parse_files(files: &[crate::project::VersionFile]) -> Result<Vec<Parsed>, Error> {
+fn parse_files(files: &[crate::project::VersionFile], dialect: Option<Dialect>) -> Result<Vec<Parsed>, Error> {
     files
         .iter()
         .map(|file| {
             let bytes = fs::read(&file.path).map_err(|source| Error::Io { path: file.path.clone(), source })?;
-            Ok(parse(file.id.clone(), &file.path, &bytes))
+            let parsed = parse(file.id.clone(), &file.path, &bytes);
+            Ok(match (parsed, dialect) {
+                (Ok(migration), Some(dialect)) => {
+                    let errors = migration.statement_errors(dialect);
+                    if errors.is_empty() {
+                        Ok(migration)
+                    } else {
+                        Err(errors)
+                    }
+                }
+                (parsed, _) => parsed,
+            })
         })
         .collect()
 }
 
 /// Refuses (exit 2) when what is about to run has error-level lint findings.
-fn lint_gate(prepared: &[Prepared<'_>], dialect: crate::dialect::Dialect) -> Result<(), Error> {
+fn lint_gate(prepared: &[Prepared<'_>], dialect: Dialect) -> Result<(), Error> {
     let errors: Vec<String> = prepared
         .iter()
         .filter_map(|p| p.step.action.section().map(|kind| (p.step.migration, kind)))
@@ -598,11 +632,11 @@ refused: lint found {} error(s) in what would run; fix them, silence a reviewed 
 fn run_lint(cli: &Cli, target: Option<&str>, dialect: Option<&str>, out: &Output) -> Result<u8, Error> {
     let root = cli.path.as_path();
     let dialect = match dialect {
-        Some(name) => crate::dialect::Dialect::from_name(name)
+        Some(name) => Dialect::from_name(name)
             .ok_or_else(|| Error::Usage(format!("unknown dialect `{name}`; use sqlite, postgres or mysql")))?,
-        None => lint_dialect(cli),
+        None => known_dialect(cli).unwrap_or(Dialect::Postgres),
     };
-    let (_, migrations) = load(root, out)?;
+    let (_, migrations) = load(root, Some(dialect), out)?;
     let ids: Vec<VersionId> = migrations.iter().map(|m| m.id.clone()).collect();
     let target = target.map(|t| Target::resolve(t, ids.iter())).transpose()?;
     let findings: Vec<lint::Finding> = migrations
@@ -627,10 +661,10 @@ fn run_lint(cli: &Cli, target: Option<&str>, dialect: Option<&str>, out: &Output
 }
 
 /// The dialect of the connection the project would use (`--conn`, the
-/// config, `DATABASE_URL`), read leniently: lint needs only the scheme, so
-/// an unset password variable must not stop it. PostgreSQL, the strictest
-/// rule set, when there is none.
-fn lint_dialect(cli: &Cli) -> crate::dialect::Dialect {
+/// config, `DATABASE_URL`), read leniently: only the scheme matters, so an
+/// unset password variable must not stop it. None when there is none (lint
+/// then applies PostgreSQL's rules, the strictest).
+fn known_dialect(cli: &Cli) -> Option<Dialect> {
     let lenient = |var: &str| Some(std::env::var(var).unwrap_or_default());
     let config = Config::load_with(&cli.path, cli.env.as_deref(), &lenient).ok();
     cli.conn
@@ -638,7 +672,7 @@ fn lint_dialect(cli: &Cli) -> crate::dialect::Dialect {
         .or_else(|| config.and_then(|c| c.connection))
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .and_then(|url| Location::parse(&url, &cli.path).ok())
-        .map_or(crate::dialect::Dialect::Postgres, |l| l.dialect())
+        .map(|l| l.dialect())
 }
 
 /// Drift does not stop a run (SPEC 9), but it is never silent.
@@ -703,9 +737,8 @@ fn print_event(out: &Output, event: &Event<'_>) {
         Event::Statement { statement, .. } if out.verbose => {
             println!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100))
         }
-        Event::Retry { step, attempt, pause, error } => eprintln!(
-            "warning: {}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
-            step.map_or_else(|| "creating the state tables".to_string(), |s| format!("{} {}", s.action, s.id())),
+        Event::Retry { of, attempt, pause, error } => eprintln!(
+            "warning: {of}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
             pause.as_secs_f32()
         ),
         Event::Done { step, statements, elapsed } => out.line(&format!(

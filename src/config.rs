@@ -118,12 +118,18 @@ impl Config {
                 other => return Err(err(format!("`{key}` must be a string or a number, not {other:?}"))),
             };
             let duration = |text: &str| parse_duration(text).map_err(|m| err(format!("`{key}`: {m}")));
+            let timeout = |text: &str| match duration(text)? {
+                limit if limit > MAX_TIMEOUT => Err(err(format!(
+                    "`{key}`: `{text}` is longer than the databases accept (596h); use 0 for no limit"
+                ))),
+                limit => Ok(limit),
+            };
             match key {
                 "connection" => config.connection = Some(text),
                 "schema" => config.schema = Some(checked_identifier(key, &text).map_err(err)?),
                 "state_table" => config.state_table = checked_identifier(key, &text).map_err(err)?,
-                "lock_timeout" => config.lock_timeout = Some(duration(&text)?).filter(|d| !d.is_zero()),
-                "statement_timeout" => config.statement_timeout = Some(duration(&text)?).filter(|d| !d.is_zero()),
+                "lock_timeout" => config.lock_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
+                "statement_timeout" => config.statement_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
                 "lock_wait" => config.lock_wait = duration(&text)?,
                 "lock_retries" => {
                     config.lock_retries =
@@ -182,6 +188,10 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     out.push_str(rest);
     Ok(out)
 }
+
+/// The longest `lock_timeout`/`statement_timeout` every database takes:
+/// PostgreSQL and SQLite hold it in milliseconds as a 32-bit integer.
+const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// `5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -270,6 +280,14 @@ mod tests {
         assert_eq!(parse("connection: \"${EMPTY:-d}\"\n").ok().and_then(|c| c.connection).as_deref(), Some("d"));
         assert!(parse("state_table: \"x; drop\"\n").is_err());
         assert!(parse("lock_wait: 5 fortnights\n").is_err());
+        assert_eq!(
+            parse("lock_timeout: 596h\n").ok().and_then(|c| c.lock_timeout),
+            Some(Duration::from_secs(596 * 3600))
+        );
+        for key in ["lock_timeout", "statement_timeout"] {
+            let e = parse(&format!("{key}: 597h\n")).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(&format!("`{key}`: `597h` is longer than the databases accept")), "{e}");
+        }
     }
 
     #[test]

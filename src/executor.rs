@@ -14,7 +14,7 @@ use crate::parser::Migration;
 use crate::phase::{Action, Phase};
 use crate::planner::{current_checksums, Step};
 use crate::splitter::Statement;
-use crate::state::{elapsed_ms, now_utc, Actor, LogEntry, PhaseState, Status};
+use crate::state::{elapsed_ms, now_utc, Actor, LogEntry, PhaseState, State, Status};
 use crate::text::shorten;
 
 /// Holds the migration lock; releases it when dropped, on every path.
@@ -62,28 +62,30 @@ pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, 
     }
 }
 
+/// What a lock timeout interrupted and is retried.
+#[derive(Debug, Clone, Copy)]
+pub enum Retried<'e> {
+    Step(&'e Step<'e>),
+    /// pygrate's own work on the state tables, e.g. "reading the state table".
+    StateTables(&'static str),
+}
+
+impl std::fmt::Display for Retried<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retried::Step(step) => write!(f, "{} {}", step.action, step.id()),
+            Retried::StateTables(doing) => f.write_str(doing),
+        }
+    }
+}
+
 /// What happened, for whoever prints progress.
 #[derive(Debug)]
 pub enum Event<'e> {
-    Started {
-        step: &'e Step<'e>,
-    },
-    Statement {
-        step: &'e Step<'e>,
-        statement: &'e Statement<'e>,
-    },
-    /// `step` is None while creating the state tables.
-    Retry {
-        step: Option<&'e Step<'e>>,
-        attempt: u32,
-        pause: Duration,
-        error: &'e DbError,
-    },
-    Done {
-        step: &'e Step<'e>,
-        statements: usize,
-        elapsed: Duration,
-    },
+    Started { step: &'e Step<'e> },
+    Statement { step: &'e Step<'e>, statement: &'e Statement<'e> },
+    Retry { of: Retried<'e>, attempt: u32, pause: Duration, error: &'e DbError },
+    Done { step: &'e Step<'e>, statements: usize, elapsed: Duration },
 }
 
 /// A step with its statements split, checked before anything runs.
@@ -106,29 +108,11 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
             None => Vec::new(),
             Some(Ok(statements)) => statements,
             Some(Err(e)) => {
-                errors.push(e);
+                errors.extend(e);
                 continue;
             }
         };
         let no_transaction = section.is_some_and(|s| s.no_transaction);
-        if !no_transaction {
-            // pygrate owns the section's transaction (or, on MySQL, each
-            // statement's); a COMMIT of the author's would end it early and
-            // leave the state row outside it.
-            for statement in &statements {
-                if let Some(control) = statement.transaction_control(dialect) {
-                    errors.push(FileError::new(
-                        &migration.path,
-                        statement.line,
-                        format!(
-                            "`{control}` in a transactional section: pygrate runs each section in its own transaction; \
-                             remove it, or mark the section `-- @{} no-transaction` to manage transactions yourself",
-                            step.action.section().map_or("add", |k| k.name())
-                        ),
-                    ));
-                }
-            }
-        }
         if let Some(resume) = &step.resume {
             let done = resume.statements_done.min(statements.len());
             let now = statements_checksum(statements[..done].iter().map(|s| s.sql));
@@ -219,17 +203,33 @@ impl Executor<'_, '_> {
     /// Creates or upgrades the state tables, retried like a section when the
     /// application holds a lock they need.
     pub fn ensure_state_tables(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
+        self.retried("creating the state tables", |backend| backend.ensure_state_tables(), on_event)
+    }
+
+    /// Reads every state row, retried like a section when a write in progress
+    /// (SQLite: the application's) keeps the table locked.
+    pub fn read_state(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<State, Error> {
+        let rows = self.retried("reading the state table", |backend| backend.read_state(), on_event)?;
+        Ok(State::from_rows(rows.unwrap_or_default()))
+    }
+
+    fn retried<T>(
+        &mut self,
+        doing: &'static str,
+        mut work: impl FnMut(&mut dyn Backend) -> Result<T, DbError>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<T, Error> {
         let mut attempt = 0;
         loop {
-            let error = match self.backend.ensure_state_tables() {
-                Ok(()) => return Ok(()),
+            let error = match work(&mut **self.backend) {
+                Ok(done) => return Ok(done),
                 Err(error) => error,
             };
             let _ = self.backend.rollback();
             let Some(pause) = self.pause_before_retry(&mut attempt, &error) else {
-                return Err(Error::db("creating the state tables", error));
+                return Err(Error::db(doing, error));
             };
-            on_event(Event::Retry { step: None, attempt, pause, error: &error });
+            on_event(Event::Retry { of: Retried::StateTables(doing), attempt, pause, error: &error });
             sleep(pause);
         }
     }
@@ -334,7 +334,7 @@ impl Executor<'_, '_> {
                 Err((failed, error)) => {
                     let _ = self.backend.rollback();
                     if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
-                        on_event(Event::Retry { step: Some(&p.step), attempt, pause, error: &error });
+                        on_event(Event::Retry { of: Retried::Step(&p.step), attempt, pause, error: &error });
                         sleep(pause);
                         continue;
                     }
@@ -400,7 +400,7 @@ impl Executor<'_, '_> {
                     Err(Counted::Recording(e)) => return Err(context(e)),
                     Err(Counted::Statement(error)) => {
                         if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
-                            on_event(Event::Retry { step: Some(step), attempt, pause, error: &error });
+                            on_event(Event::Retry { of: Retried::Step(step), attempt, pause, error: &error });
                             sleep(pause);
                             continue;
                         }

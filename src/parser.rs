@@ -36,10 +36,37 @@ impl Section {
         self.marker_line + 1
     }
 
-    /// The body's statements in `dialect`; an unterminated literal or comment
-    /// is a format error at the line where it opened.
-    pub fn statements(&self, path: &Path, dialect: Dialect) -> Result<Vec<Statement<'_>>, FileError> {
-        split(&self.body, self.body_line(), dialect).map_err(|e| FileError::new(path, e.line, e.message))
+    /// The body's statements in `dialect`, or its format errors: an
+    /// unterminated literal or comment (at the line where it opened), and
+    /// transaction control in a section pygrate runs in its own transaction
+    /// (or, on MySQL, each statement's): the author's COMMIT would end it
+    /// early and leave the state row outside it.
+    pub fn statements(&self, path: &Path, dialect: Dialect) -> Result<Vec<Statement<'_>>, Vec<FileError>> {
+        let statements =
+            split(&self.body, self.body_line(), dialect).map_err(|e| vec![FileError::new(path, e.line, e.message)])?;
+        if self.no_transaction {
+            return Ok(statements);
+        }
+        let errors: Vec<FileError> = statements
+            .iter()
+            .filter_map(|statement| {
+                let control = statement.transaction_control(dialect)?;
+                Some(FileError::new(
+                    path,
+                    statement.line,
+                    format!(
+                        "`{control}` in a transactional section: pygrate runs each section in its own transaction; \
+                         remove it, or mark the section `-- @{} no-transaction` to manage transactions yourself",
+                        self.kind.name()
+                    ),
+                ))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(statements)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Whether the section has any code at all (comments-only is a no-op).
@@ -59,6 +86,13 @@ pub struct Migration {
 impl Migration {
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
         self.sections[kind.index()].as_ref()
+    }
+
+    /// Every format error that only splitting into statements shows, in
+    /// every section: a rollback section's COMMIT must stop CI, not surface
+    /// in the middle of an incident.
+    pub fn statement_errors(&self, dialect: Dialect) -> Vec<FileError> {
+        self.sections().filter_map(|section| section.statements(&self.path, dialect).err()).flatten().collect()
     }
 
     pub fn sections(&self) -> impl Iterator<Item = &Section> {

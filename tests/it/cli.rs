@@ -116,6 +116,39 @@ fn a_zero_connect_timeout_waits_past_the_default() {
     drop(held);
 }
 
+/// What only splitting into statements shows is a format error for every
+/// command and in every section: CI's `lint` and `check --offline` catch a
+/// rollback section's COMMIT before an incident does, and `ff` runs nothing.
+#[test]
+fn statement_level_format_errors_stop_every_command() {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-a.sql",
+        "-- @add\nCREATE TABLE a (id INTEGER);\n-- @rollback_add\nDROP TABLE a;\nCOMMIT;\n",
+    );
+    p.write(
+        "releases/r1/v002-b.sql",
+        "-- @add\nCREATE TABLE b (id INTEGER);\nSELECT 'oops;\n-- @rollback_add\nDROP TABLE b;\n",
+    );
+    let url = sqlite_url(p.path());
+    for args in [&["lint"][..], &["check", "--offline"], &["ff"], &["plan"], &["status"]] {
+        p.run_with(Some(&url), args)
+            .code(2)
+            .stderr_has("releases/r1/v001-a.sql:5: `COMMIT` in a transactional section")
+            .stderr_has("releases/r1/v002-b.sql:3: unterminated string literal");
+    }
+    assert!(!p.path().join("db.sqlite").exists(), "nothing connected, nothing ran");
+}
+
+/// A timeout no database can hold is a config error, not a panic (SQLite's
+/// busy timeout is an int of milliseconds) nor a failed apply (PostgreSQL).
+#[test]
+fn a_timeout_too_long_for_the_databases_is_a_config_error() {
+    let p = Sandbox::fixture("portable");
+    p.write("conf.d/dev.yaml", &format!("connection: \"{}\"\nlock_timeout: 600h\n", sqlite_url(p.path())));
+    p.run_with(None, &["status"]).code(2).stderr_has("`lock_timeout`: `600h` is longer than the databases accept");
+}
+
 #[test]
 fn commands_with_nothing_to_do_create_no_database_file() {
     let p = Sandbox::fixture("portable");

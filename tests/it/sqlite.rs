@@ -26,13 +26,15 @@ fn commits(db: &TestDb) -> u32 {
 }
 
 /// An application transaction that holds the write lock (it creates table
-/// `app`) for `hold`, then commits; returns once the lock is held.
-fn application_writer(db: &TestDb, hold: Duration) -> thread::JoinHandle<()> {
+/// `app`) for `hold`, then commits; returns once the lock is held. `begin`:
+/// `IMMEDIATE` lets readers in, `EXCLUSIVE` keeps them out too.
+fn application_writer(db: &TestDb, hold: Duration, begin: &str) -> thread::JoinHandle<()> {
     let path = file_of(db);
     let (ready, is_ready) = std::sync::mpsc::channel();
+    let begin = format!("BEGIN {begin}; CREATE TABLE app (id INTEGER)");
     let holder = thread::spawn(move || {
         let c = rusqlite::Connection::open(path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE app (id INTEGER)").unwrap();
+        c.execute_batch(&begin).unwrap();
         ready.send(()).unwrap();
         thread::sleep(hold);
         c.execute_batch("COMMIT").unwrap();
@@ -91,7 +93,7 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
             "conf.d/test.yaml",
             &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: {retries}\n", db.url),
         );
-        let holder = application_writer(&db, Duration::from_millis(hold_ms));
+        let holder = application_writer(&db, Duration::from_millis(hold_ms), "IMMEDIATE");
         let run = p.run_with(None, &["ff"]);
         holder.join().unwrap();
         if succeeds {
@@ -127,10 +129,53 @@ fn state_tables_are_created_after_an_application_writer_finishes() {
     let db = sqlite();
     let p = project(2);
     p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: 4\n", db.url));
-    let holder = application_writer(&db, Duration::from_millis(1200));
+    let holder = application_writer(&db, Duration::from_millis(1200), "IMMEDIATE");
     let run = p.run_with(None, &["ff"]);
     holder.join().unwrap();
     run.ok().stderr_has("creating the state tables: could not get a lock in time").stderr_has("retry 1");
     assert_eq!(journal(&db).len(), 3 * 3);
     assert!(db.table_exists("app"));
+}
+
+/// An application holding SQLite's exclusive lock keeps pygrate from even
+/// reading the state: the read is waited for and retried like a section.
+#[test]
+fn the_state_is_read_after_an_exclusive_application_writer_finishes() {
+    let db = sqlite();
+    let p = project(2);
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 300ms\nlock_retries: 4\n", db.url));
+    p.run_with(None, &["ff", "--through", "add"]).ok();
+    let holder = application_writer(&db, Duration::from_millis(1200), "EXCLUSIVE");
+    let run = p.run_with(None, &["ff"]);
+    holder.join().unwrap();
+    run.ok().stderr_has("reading the state table: could not get a lock in time").stderr_has("retry 1");
+    assert_eq!(journal(&db).len(), 3 * 3);
+}
+
+/// SPEC 9: a second pygrate waits up to `lock_wait` for the first. On
+/// SQLite, the first one's long write keeps the second from reading the
+/// state at all; it then waits for the migration lock, not `lock_timeout`.
+#[test]
+fn a_second_pygrate_waits_for_a_long_write_of_the_first() {
+    let db = sqlite();
+    let p = crate::support::Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 200ms\nlock_wait: 60s\n", db.url));
+    p.write(
+        "releases/r1/v001-big.sql",
+        "-- @add\nCREATE TABLE big (x INTEGER);\nINSERT INTO big WITH RECURSIVE c(x) AS \
+         (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) SELECT x FROM c;\n",
+    );
+    let mut first = p.command(None, &["ff"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    // Once the first one's write outgrows SQLite's page cache, it spills to
+    // the database file, which takes the exclusive lock (until it commits):
+    // that keeps every reader out. (Polling with a reader instead would
+    // keep the spill from happening.)
+    while std::fs::metadata(file_of(&db)).map_or(0, |m| m.len()) < 4_000_000 {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended before its write spilled");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let second = p.run_with(None, &["ff"]);
+    assert!(first.wait().unwrap().success());
+    second.ok().stdout_has("nothing to do");
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM big"), 8_000_000);
 }
