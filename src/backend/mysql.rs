@@ -16,12 +16,15 @@ use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
 use crate::phase::Phase;
 use crate::project::VersionId;
-use crate::state::{LogEntry, PhaseState};
+use crate::state::{Actor, LogEntry, PhaseState};
 
 /// Error numbers this adapter acts on.
 const NO_SUCH_TABLE: u16 = 1146;
 const LOCK_WAIT_TIMEOUT: u16 = 1205;
 const LOCK_NOWAIT: u16 = 3572;
+
+/// The meta row naming the migration lock's holder.
+const HOLDER_KEY: &str = "lock_holder";
 
 /// GET_LOCK names are server-wide and at most 64 characters.
 const MAX_LOCK_NAME: usize = 64;
@@ -36,6 +39,7 @@ pub struct Mysql {
     timeouts: Timeouts,
     /// What the session's timeout variables were last set to.
     applied: Option<Timeouts>,
+    actor: Actor,
 }
 
 /// `ssl-mode`, as the MySQL client spells it.
@@ -184,6 +188,7 @@ impl Mysql {
             mariadb: version.contains("MariaDB"),
             timeouts: settings.timeouts,
             applied: None,
+            actor: settings.actor.clone(),
         })
     }
 
@@ -193,11 +198,31 @@ impl Mysql {
 
     /// Best effort: the program name the holder sent as a connect attribute
     /// (needs performance_schema, which is often off).
+    /// Records who holds the lock (user, host, process id, since when) for
+    /// waiters to name, keyed by this connection's id: MySQL shows a lock's
+    /// holder only as a connection, and MariaDB keeps connection attributes
+    /// off by default. Before the state tables exist there is nowhere to
+    /// write it; creating them writes it then.
+    fn record_holder(&mut self) -> Result<(), DbError> {
+        let sql = format!(
+            "REPLACE INTO {} (meta_key, meta_value) VALUES ('{HOLDER_KEY}', LEFT(CONCAT(CONNECTION_ID(), ' ', ?), 255))",
+            self.sql.meta_table
+        );
+        match run(&mut self.conn, &sql, &[Value::Text(Some(&self.actor.holder()))]) {
+            Err(e) if names_no_such_table(&e) => Ok(()),
+            done => done,
+        }
+    }
+
     fn program_name(&mut self, id: i64) -> Option<String> {
         let sql = "SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs \
                    WHERE PROCESSLIST_ID = ? AND ATTR_NAME = 'program_name'";
         first_cell::<Option<String>>(&mut self.conn, sql, vec![mysql::Value::Int(id)]).ok().flatten().flatten()
     }
+}
+
+fn names_no_such_table(e: &DbError) -> bool {
+    e.code.as_deref() == Some(NO_SUCH_TABLE.to_string().as_str())
 }
 
 /// Runs a state-table statement with its parameters.
@@ -266,6 +291,9 @@ impl Backend for Mysql {
         let got =
             first_cell::<Option<i64>>(&mut self.conn, "SELECT GET_LOCK(?, 0)", vec![self.lock_name.as_str().into()])?;
         self.locked = got.flatten() == Some(1);
+        if self.locked {
+            self.record_holder()?;
+        }
         Ok(self.locked)
     }
 
@@ -282,6 +310,16 @@ impl Backend for Mysql {
         let id =
             first_cell::<Option<i64>>(&mut self.conn, "SELECT IS_USED_LOCK(?)", vec![self.lock_name.as_str().into()])?;
         let Some(id) = id.flatten() else { return Ok("another session".to_string()) };
+        let sql = format!("SELECT meta_value FROM {} WHERE meta_key = '{HOLDER_KEY}'", self.sql.meta_table);
+        let recorded = match first_cell::<Option<String>>(&mut self.conn, &sql, Vec::new()) {
+            Ok(value) => value.flatten().unwrap_or_default(),
+            Err(e) if names_no_such_table(&e) => String::new(),
+            Err(e) => return Err(e),
+        };
+        // A row left by an earlier holder names another connection.
+        if let Some(holder) = recorded.strip_prefix(&format!("{id} ")) {
+            return Ok(format!("{holder} (connection {id})"));
+        }
         let mut who: Vec<String> = self.program_name(id).into_iter().collect();
         let mut state = String::new();
         // Without the PROCESS privilege only one's own connections show.
@@ -310,7 +348,11 @@ impl Backend for Mysql {
             self.conn.query_drop(statement).map_err(db_error)?;
         }
         let version = crate::state::SCHEMA_VERSION.to_string();
-        run(&mut self.conn, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])
+        run(&mut self.conn, &self.sql.insert_schema_version, &[Value::Text(Some(&version))])?;
+        if self.locked {
+            self.record_holder()?;
+        }
+        Ok(())
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

@@ -137,9 +137,19 @@ fn a_held_lock_makes_others_wait_then_names_the_holder(db: &TestDb) {
     let settings = Settings::from_config(&config, Actor::current());
     let mut holder = connect(&Location::parse(&db.url, p.path()).unwrap(), &settings, true).unwrap();
     assert!(holder.try_lock().unwrap());
+    // Taken before the state tables existed (a first run): the holder is
+    // still recorded once the tables are made.
+    holder.ensure_state_tables().unwrap();
     let started = Instant::now();
     let run = p.run_with(None, &["ff"]);
-    run.code(1).stderr_has("could not get the migration lock within").stderr_has("held by");
+    // SPEC 9: the holder is named by user, host, process id and since when.
+    let actor = Actor::current();
+    run.code(1)
+        .stderr_has("could not get the migration lock within")
+        .stderr_has("held by")
+        .stderr_has(&format!("{}@{}", actor.user, actor.host))
+        .stderr_has(&format!("pid {}", actor.pid))
+        .stderr_has(" since ");
     assert!(started.elapsed() < Duration::from_secs(10), "lock_wait is 1s");
     assert!(!db.table_exists("applied_log"), "nothing ran");
     holder.unlock().unwrap();
