@@ -14,8 +14,8 @@ use crate::executor::{lock, prepare, settled_state, Event, Executor, Prepared};
 use crate::integrity;
 use crate::lint;
 use crate::parser::{parse, Migration};
-use crate::phase::Phase;
-use crate::planner::{current_checksums, Forward, Lanes, Scope};
+use crate::phase::{Action, Phase, SectionKind};
+use crate::planner::{current_checksums, Cell, Forward, Lanes, Scope};
 use crate::project::{Project, Target, VersionId};
 use crate::report;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, State, Status};
@@ -191,7 +191,7 @@ impl Workspace {
             let plan = lanes.plan_forward(&request).map_err(Error::Refused)?;
             let prepared = prepare(plan.steps, dialect)?;
             if !args.allow_unsafe {
-                lint_gate(&prepared, dialect)?;
+                lint_gate(&prepared, lanes, dialect)?;
             }
             Ok((prepared, plan.notes))
         };
@@ -607,12 +607,25 @@ fn parse_files(files: &[crate::project::VersionFile], dialect: Option<Dialect>) 
         .collect()
 }
 
-/// Refuses (exit 2) when what is about to run has error-level lint findings.
-fn lint_gate(prepared: &[Prepared<'_>], dialect: Dialect) -> Result<(), Error> {
+/// Refuses (exit 2) to run a file with error-level lint findings (SPEC 8),
+/// in any of its sections but those that already ran: their findings were
+/// accepted when they ran, and silencing them now would mean editing SQL
+/// that ran.
+fn lint_gate(prepared: &[Prepared<'_>], lanes: &Lanes<'_>, dialect: Dialect) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
     let errors: Vec<String> = prepared
         .iter()
-        .filter_map(|p| p.step.action.section().map(|kind| (p.step.migration, kind)))
-        .flat_map(|(m, kind)| lint::lint_sections(m, &[kind], dialect))
+        .map(|p| p.step.migration)
+        .filter(|m| seen.insert(&m.id))
+        .flat_map(|m| {
+            let ran: Vec<SectionKind> = Phase::ALL
+                .into_iter()
+                .filter(|phase| lanes.entry(&m.id).is_some_and(|e| e.cell(*phase) == Cell::Applied))
+                .filter_map(|phase| Action::Apply(phase).section())
+                .collect();
+            let kinds: Vec<SectionKind> = SectionKind::ALL.into_iter().filter(|k| !ran.contains(k)).collect();
+            lint::lint_sections(m, &kinds, dialect)
+        })
         .filter(|f| f.level == lint::Level::Error)
         .map(|f| f.to_string())
         .collect();
@@ -621,7 +634,7 @@ fn lint_gate(prepared: &[Prepared<'_>], dialect: Dialect) -> Result<(), Error> {
     } else {
         Err(Error::Unsafe(format!(
             "{}
-refused: lint found {} error(s) in what would run; fix them, silence a reviewed one with              `-- pygrate:allow RULE`, or pass --allow-unsafe",
+refused: lint found {} error(s) in the files that would run; fix them, silence a reviewed one with              `-- pygrate:allow RULE`, or pass --allow-unsafe",
             errors.join("\n"),
             errors.len()
         )))

@@ -102,7 +102,7 @@ pub enum Error {
     /// The lane planner refused; nothing ran.
     #[error("refused: {0}")]
     Refused(String),
-    /// Lint found error-level problems in what would run; nothing ran.
+    /// Lint found error-level problems in files that would run; nothing ran.
     #[error("{0}")]
     Unsafe(String),
     #[error("could not get the migration lock within {}s: held by {holder}", .waited.as_secs_f32())]

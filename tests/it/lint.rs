@@ -48,6 +48,27 @@ fn lint_exit_codes_json_and_dialects() {
     p.run_with(None, &["lint", "--dialect", "oracle"]).code(2);
 }
 
+/// SPEC 8 refuses to run a *file* with an error-level finding: running a
+/// file's clean `add` is refused while its `simdrop` is unsafe. Findings in
+/// a section that already ran (forced with --allow-unsafe) do not block
+/// the file's later phases.
+#[test]
+fn a_file_with_an_unsafe_section_is_refused_whole() {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-t.sql",
+        "-- @add\nCREATE TABLE t (id INTEGER);\n-- @simdrop\nALTER TABLE t ADD COLUMN tier INTEGER NOT NULL;\n",
+    );
+    let url = sqlite(&p);
+    p.run_with(Some(&url), &["ff", "--through", "add"])
+        .code(2)
+        .stderr_has("v001-t.sql:4: error[not-null-without-default]");
+    assert!(!p.path().join("db.sqlite").exists(), "nothing ran");
+    p.write("releases/r1/v001-t.sql", "-- @add\nCREATE TABLE t (id INTEGER);\nDELETE FROM t;\n");
+    p.run_with(Some(&url), &["ff", "--through", "add", "--allow-unsafe"]).ok();
+    p.run_with(Some(&url), &["ff"]).ok();
+}
+
 #[test]
 fn unsafe_sql_is_refused_before_anything_runs() {
     let p = Sandbox::empty();
