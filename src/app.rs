@@ -488,8 +488,18 @@ impl Workspace {
                         entry.id, s.status, entry.id
                     )));
                 }
-                if state.is_some_and(|s| s.status == Status::Applied) {
-                    continue;
+                match state.map(|s| s.status) {
+                    Some(Status::Applied) => continue,
+                    // The state says its SQL was undone; recording it applied
+                    // would make the state lie.
+                    Some(Status::RolledBack) => {
+                        return Err(Error::Refused(format!(
+                            "{phase} of {} was rolled back, so baseline cannot mark it applied; \
+                             run it again instead: pygrate {phase} {}",
+                            entry.id, entry.id
+                        )))
+                    }
+                    _ => {}
                 }
                 let Some(m) = entry.migration else { continue };
                 rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));

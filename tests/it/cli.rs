@@ -149,6 +149,25 @@ fn a_timeout_too_long_for_the_databases_is_a_config_error() {
     p.run_with(None, &["status"]).code(2).stderr_has("`lock_timeout`: `600h` is longer than the databases accept");
 }
 
+/// baseline never records as applied what the state says was undone: the
+/// state would lie about the database.
+#[test]
+fn baseline_refuses_to_mark_a_rolled_back_phase_applied() {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER);\n-- @rollback_add\nDROP TABLE a;\n");
+    let url = sqlite_url(p.path());
+    p.run_with(Some(&url), &["add"]).ok();
+    p.run_with(Some(&url), &["rollback_add", "r1/v001"]).ok();
+    p.run_with(Some(&url), &["baseline", "r1/v001"])
+        .code(2)
+        .stderr_has("add of r1/v001-a was rolled back")
+        .stderr_has("pygrate add r1/v001-a");
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    let applied: i64 =
+        db.query_row("SELECT COUNT(*) FROM pygrate_state WHERE status = 'applied'", [], |r| r.get(0)).unwrap();
+    assert_eq!(applied, 0);
+}
+
 #[test]
 fn commands_with_nothing_to_do_create_no_database_file() {
     let p = Sandbox::fixture("portable");
