@@ -43,6 +43,13 @@ impl Entry<'_> {
         self.migration.is_none() && self.has_state()
     }
 
+    /// A file deleted once nothing of it was applied (every phase pending or
+    /// rolled back): as if it never existed, it blocks nothing and no TARGET
+    /// names it; `status` still lists it.
+    pub fn is_removed_after_rollback(&self) -> bool {
+        self.migration.is_none() && !self.has_state()
+    }
+
     fn unsettled(&self) -> Option<&PhaseState> {
         self.states.iter().flatten().find(|s| s.status.is_unsettled())
     }
@@ -175,8 +182,9 @@ impl<'a> Lanes<'a> {
         Lanes { entries }
     }
 
+    /// The versions a TARGET may name.
     pub fn ids(&self) -> impl Iterator<Item = &VersionId> + Clone {
-        self.entries.iter().map(|e| &e.id)
+        self.entries.iter().filter(|e| !e.is_removed_after_rollback()).map(|e| &e.id)
     }
 
     pub fn entry(&self, id: &VersionId) -> Option<&Entry<'a>> {
@@ -210,6 +218,9 @@ impl<'a> Lanes<'a> {
         let mut lane_stopped = [false; 3];
         for i in 0..end {
             let entry = &self.entries[i];
+            if entry.is_removed_after_rollback() {
+                continue;
+            }
             let in_scope = match request.scope {
                 Scope::Only(target) => target.contains(&entry.id),
                 _ => true,

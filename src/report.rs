@@ -122,7 +122,13 @@ pub fn status_text(lanes: &Lanes<'_>, problems: &[Problem], target: Option<&Targ
             id = format!("{}…", id.chars().take(width - 1).collect::<String>());
         }
         let cells = Phase::ALL.map(|p| cell_word(entry, p, &mine).0);
-        let marker = if entry.is_missing_file() { "  (file missing)" } else { "" };
+        let marker = if entry.is_missing_file() {
+            "  (file missing)"
+        } else if entry.is_removed_after_rollback() {
+            "  (file removed after rollback)"
+        } else {
+            ""
+        };
         let line = format!("{id:<width$}  {:<16}  {:<16}  {:<16}{marker}", cells[0], cells[1], cells[2]);
         out.push_str(line.trim_end());
         out.push('\n');

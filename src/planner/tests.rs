@@ -271,3 +271,31 @@ fn drift_is_an_edit_to_an_applied_phase_or_its_rollback_only() {
     assert_eq!(check(&FULL.replace("\nA;", "\nA; -- note")), ["drift"]);
     assert_eq!(check(&FULL.replace("\nRA;", "\nRA2;")), ["rollback_drift"]);
 }
+
+#[test]
+fn a_version_removed_after_its_rollback_blocks_nothing() {
+    // r1/v2 was applied, rolled back, then its file deleted; r1/v3 is new.
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v3", FULL)];
+    let st = State::from_rows([
+        row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+        row("r1/v2", Add, Status::RolledBack, None),
+    ]);
+    let lanes = Lanes::new(&ms, &st);
+    let removed = lanes.entry(&VersionId::new("r1", "v2")).unwrap();
+    assert!(removed.is_removed_after_rollback() && !removed.is_missing_file());
+    assert_eq!(steps(&forward(&lanes, &[Add], Scope::Through(None)).unwrap()), ["add r1/v3"]);
+    let t = target(&lanes, "r1/v3");
+    assert_eq!(steps(&forward(&lanes, &[Add], Scope::Only(&t)).unwrap()), ["add r1/v3"]);
+    let plan = forward(&lanes, &[Add, Simdrop], Scope::Allowed).unwrap();
+    assert_eq!(steps(&plan), ["simdrop r1/v1", "add r1/v3", "simdrop r1/v3"]);
+    // check agrees: nothing to report; and no TARGET names it any more.
+    assert_eq!(lanes.problems(), []);
+    assert!(Target::resolve("r1/v2", lanes.ids()).is_err());
+    // Applied state without a file still blocks.
+    let st =
+        State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0])), row("r1/v2", Add, Status::Applied, None)]);
+    let lanes = Lanes::new(&ms, &st);
+    assert!(forward(&lanes, &[Add], Scope::Through(None))
+        .unwrap_err()
+        .contains("r1/v2 has state but its file is gone"));
+}

@@ -303,7 +303,33 @@ fn state_and_log_record_how_long_a_section_took(db: &TestDb) {
     assert!(state >= at_least && log >= at_least, "state {state} ms, log {log} ms");
 }
 
+/// `-- @add` creating `table`, with its rollback.
+fn creates(table: &str) -> String {
+    format!("-- @add\nCREATE TABLE {table} (id INTEGER);\n-- @rollback_add\nDROP TABLE {table};\n")
+}
+
+/// A version rolled back and then deleted is as if it never existed, for
+/// the planner, `check` and `status` alike.
+fn a_file_deleted_after_its_rollback_blocks_nothing(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v1.sql", &creates("t1"));
+    p.write("releases/r1/v2.sql", &creates("t2"));
+    p.run(db, &["ff", "--through", "add"]).ok();
+    p.run(db, &["rollback_add", "r1/v2"]).ok();
+    p.remove("releases/r1/v2.sql");
+    p.write("releases/r1/v3.sql", &creates("t3"));
+    p.run(db, &["check"]).ok();
+    let status = p.run(db, &["status"]);
+    status.ok().stdout_has("(file removed after rollback)");
+    assert!(!status.stdout.contains("file missing") && !status.stdout.contains("problem"), "{}", status.stdout);
+    p.run(db, &["add", "r1/v3"]).ok();
+    assert!(db.table_exists("t3"));
+    p.run(db, &["ff"]).ok();
+    p.run(db, &["add", "r1/v2"]).code(2).stderr_has("no version `r1/v2`");
+}
+
 crate::on_every_engine!(
+    a_file_deleted_after_its_rollback_blocks_nothing,
     state_and_log_record_how_long_a_section_took,
     state_rows_keep_awkward_text_exactly,
     ff_applies_every_phase_once_and_is_idempotent,
