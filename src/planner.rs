@@ -2,12 +2,13 @@
 //! refusal naming what blocks and the command that unblocks it. Pure: it
 //! knows nothing of databases and changes nothing.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use crate::checksum::sha256_hex;
 use crate::parser::Migration;
 use crate::phase::{Action, Phase};
-use crate::project::{Target, VersionId};
+use crate::project::{natural_cmp, Target, VersionId};
 use crate::state::{PhaseState, State, Status};
 
 /// A version in the global order: its file, its state, or both.
@@ -271,7 +272,8 @@ impl<'a> Lanes<'a> {
             Target::Release(r) => r.as_str(),
         };
         if let Some(newest) = self.entries.iter().rev().find(|e| e.has_state()) {
-            if newest.id.release != target_release {
+            // An older release is out of reach; a newer one has nothing to roll back.
+            if natural_cmp(&newest.id.release, target_release) == Ordering::Greater {
                 return Err(format!(
                     "{command} {target}: release {} has state and is newer than {target_release}; a rollback never reaches \
                      past the newest release: roll back {} first (pygrate {command} {})",

@@ -299,3 +299,23 @@ fn a_version_removed_after_its_rollback_blocks_nothing() {
         .unwrap_err()
         .contains("r1/v2 has state but its file is gone"));
 }
+
+#[test]
+fn the_release_guard_only_refuses_releases_older_than_the_newest_with_state() {
+    // r1 applied, r2 rolled back, r3 never applied.
+    let ms = vec![mig("r1/v1", FULL), mig("r2/v1", FULL), mig("r3/v1", FULL)];
+    let st = State::from_rows([
+        row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+        row("r2/v1", Add, Status::RolledBack, Some(&ms[1])),
+    ]);
+    let lanes = Lanes::new(&ms, &st);
+    for t in ["r3", "r2/v1", "r2"] {
+        let plan = lanes.plan_rollback(Add, &target(&lanes, t)).unwrap();
+        assert!(plan.steps.is_empty() && plan.notes.iter().all(|n| n.contains("nothing to roll back")), "{t}");
+    }
+    // Release names compare in natural order: r10 is newer than r9.
+    let ms = vec![mig("r9/v1", FULL), mig("r10/v1", FULL)];
+    let st = State::from_rows([row("r10/v1", Add, Status::Applied, Some(&ms[1]))]);
+    let lanes = Lanes::new(&ms, &st);
+    assert!(lanes.plan_rollback(Add, &target(&lanes, "r9")).unwrap_err().contains("release r10 has state"));
+}

@@ -328,7 +328,25 @@ fn a_file_deleted_after_its_rollback_blocks_nothing(db: &TestDb) {
     p.run(db, &["add", "r1/v2"]).code(2).stderr_has("no version `r1/v2`");
 }
 
+/// The release guard refuses only releases older than the newest with
+/// state; a newer one simply has nothing to roll back.
+fn rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v1-a.sql", &creates("a"));
+    p.write("releases/r2/v1-b.sql", &creates("b"));
+    p.write("releases/r3/v1-c.sql", &creates("c"));
+    p.run(db, &["ff", "--through", "add", "--to", "r2"]).ok();
+    p.run(db, &["rollback_add", "r2"]).ok();
+    for target in ["r3", "r2/v1-b", "r2"] {
+        p.run(db, &["rollback_add", target]).ok().stdout_has("nothing to roll back");
+    }
+    assert!(db.table_exists("a"));
+    p.run(db, &["ff", "--through", "add"]).ok();
+    p.run(db, &["rollback_add", "r1"]).code(2).stderr_has("release r3 has state and is newer than r1");
+}
+
 crate::on_every_engine!(
+    rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op,
     a_file_deleted_after_its_rollback_blocks_nothing,
     state_and_log_record_how_long_a_section_took,
     state_rows_keep_awkward_text_exactly,
