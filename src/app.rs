@@ -208,7 +208,7 @@ impl Workspace {
         let target = Target::resolve(target, lanes.ids())?;
         warn_drift(&lanes, out);
         let plan_of = |lanes: &Lanes<'a>| -> Result<(Vec<Prepared<'a>>, Vec<String>), Error> {
-            let plan = lanes.plan_rollback(phase, &target).map_err(Error::Refused)?;
+            let plan = lanes.plan_rollback(phase, &target, dialect).map_err(Error::Refused)?;
             Ok((prepare(plan.steps, dialect)?, plan.notes))
         };
         self.run_planned(backend, &lanes, plan_of, dry_run, out)

@@ -69,9 +69,10 @@ impl Section {
         }
     }
 
-    /// Whether the section has any code at all (comments-only is a no-op).
-    pub fn has_code(&self, dialect: Dialect) -> bool {
-        Lexer::new(&self.body, 1, dialect).any(|t| t.map_or(true, |t| t.is_code()))
+    /// Whether running the section runs any statement (comments-only is a
+    /// no-op). A body that does not lex counts as SQL: it is not a no-op.
+    pub fn runs_sql(&self, dialect: Dialect) -> bool {
+        split(&self.body, self.body_line(), dialect).map_or(true, |statements| !statements.is_empty())
     }
 }
 

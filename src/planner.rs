@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use crate::checksum::sha256_hex;
+use crate::dialect::Dialect;
 use crate::parser::Migration;
 use crate::phase::{Action, Phase};
 use crate::project::{natural_cmp, Target, VersionId};
@@ -262,7 +263,9 @@ impl<'a> Lanes<'a> {
     }
 
     /// Plans `rollback_add`/`rollback_simdrop` of TARGET, newest version first.
-    pub fn plan_rollback(&self, phase: Phase, target: &Target) -> Result<Plan<'a>, String> {
+    /// `dialect` decides whether a forward section runs any statement (one
+    /// that runs none needs no rollback section).
+    pub fn plan_rollback(&self, phase: Phase, target: &Target, dialect: Dialect) -> Result<Plan<'a>, String> {
         let command = Action::Rollback(phase).command();
         if phase == Phase::Drop {
             return Err("drop is final and cannot be rolled back".to_string());
@@ -326,9 +329,9 @@ impl<'a> Lanes<'a> {
                     "{command} {id}: {phase} of the later version {later} is applied; roll it back first: pygrate {command} {later}"
                 ));
             }
-            let forward_has_sql = migration.section(phase.section()).is_some_and(|s| !s.body.trim().is_empty());
+            let forward_runs_sql = migration.section(phase.section()).is_some_and(|s| s.runs_sql(dialect));
             let rollback_kind = phase.rollback_section();
-            if forward_has_sql && rollback_kind.and_then(|k| migration.section(k)).is_none() {
+            if forward_runs_sql && rollback_kind.and_then(|k| migration.section(k)).is_none() {
                 return Err(format!(
                     "{command} {id}: {} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
                     migration.path.display()

@@ -57,6 +57,7 @@ fn forward<'a>(lanes: &Lanes<'a>, phases: &[Phase], scope: Scope<'_>) -> Result<
     lanes.plan_forward(&Forward { phases, scope, allow_out_of_order: false })
 }
 
+use crate::dialect::Dialect::{Mysql, Sqlite};
 use Phase::{Add, Drop, Simdrop};
 
 #[test]
@@ -139,24 +140,24 @@ fn rollback_add_rules() {
     // Allowed: add applied, simdrop not, no later add.
     let (ms, st) = world(&[(0, Add), (1, Add)]);
     let lanes = Lanes::new(&ms, &st);
-    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v2")).unwrap()), ["rollback_add r1/v2"]);
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v2"), Sqlite).unwrap()), ["rollback_add r1/v2"]);
     // A release: newest first.
     assert_eq!(
-        steps(&lanes.plan_rollback(Add, &target(&lanes, "r1")).unwrap()),
+        steps(&lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap()),
         ["rollback_add r1/v2", "rollback_add r1/v1"]
     );
     // Refused: a later add is applied.
-    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("later version r1/v2 is applied") && e.contains("pygrate rollback_add r1/v2"), "{e}");
     // Refused: its simdrop is applied.
     let (ms, st) = world(&[(0, Add), (0, Simdrop)]);
     let lanes = Lanes::new(&ms, &st);
-    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("its simdrop is applied") && e.contains("pygrate rollback_simdrop r1/v1"), "{e}");
     // Not applied: nothing to do.
     let (ms, st) = world(&[(0, Add)]);
     let lanes = Lanes::new(&ms, &st);
-    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v2")).unwrap();
+    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v2"), Sqlite).unwrap();
     assert!(plan.steps.is_empty() && !plan.notes.is_empty());
 }
 
@@ -164,12 +165,15 @@ fn rollback_add_rules() {
 fn rollback_simdrop_rules() {
     let (ms, st) = world(&[(0, Add), (1, Add), (0, Simdrop), (1, Simdrop)]);
     let lanes = Lanes::new(&ms, &st);
-    assert_eq!(steps(&lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v2")).unwrap()), ["rollback_simdrop r1/v2"]);
-    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1")).unwrap_err();
+    assert_eq!(
+        steps(&lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v2"), Sqlite).unwrap()),
+        ["rollback_simdrop r1/v2"]
+    );
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("simdrop of the later version r1/v2 is applied"), "{e}");
     let (ms, st) = world(&[(0, Add), (0, Simdrop), (0, Drop)]);
     let lanes = Lanes::new(&ms, &st);
-    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1")).unwrap_err();
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("drop is final"), "{e}");
 }
 
@@ -177,9 +181,9 @@ fn rollback_simdrop_rules() {
 fn rollback_never_reaches_past_the_newest_release_with_state() {
     let (ms, st) = world(&[(0, Add), (1, Add), (2, Add)]);
     let lanes = Lanes::new(&ms, &st);
-    let e = lanes.plan_rollback(Add, &target(&lanes, "r1")).unwrap_err();
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap_err();
     assert!(e.contains("release r2 has state") && e.contains("pygrate rollback_add r2"), "{e}");
-    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r2")).unwrap()), ["rollback_add r2/v1"]);
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r2"), Sqlite).unwrap()), ["rollback_add r2/v1"]);
 }
 
 #[test]
@@ -187,13 +191,25 @@ fn a_phase_without_rollback_section_is_irreversible() {
     let ms = vec![mig("r1/v1", "-- @add\nCREATE TABLE t (a int);\n")];
     let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0]))]);
     let lanes = Lanes::new(&ms, &st);
-    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("irreversible"), "{e}");
-    // An add with no SQL rolls back as a no-op.
-    let ms = vec![mig("r1/v1", "-- @drop\nDROP TABLE t;\n")];
+    // An add with no SQL rolls back as a no-op: absent, or comments only
+    // (in the dialect's own comment syntax), like an empty section.
+    for text in ["-- @drop\nDROP TABLE t;\n", "-- @add\n-- just a comment\n/* and another */\n", "-- @add\n"] {
+        let ms = vec![mig("r1/v1", FULL), mig("r1/v2", text)];
+        let st = State::from_rows([
+            row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+            row("r1/v2", Add, Status::Applied, Some(&ms[1])),
+        ]);
+        let lanes = Lanes::new(&ms, &st);
+        let plan = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap();
+        assert_eq!(steps(&plan), ["rollback_add r1/v2", "rollback_add r1/v1"], "{text}");
+    }
+    let ms = vec![mig("r1/v1", "-- @add\n# a MySQL comment\n")];
     let st = State::from_rows([row("r1/v1", Add, Status::Applied, Some(&ms[0]))]);
     let lanes = Lanes::new(&ms, &st);
-    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap()), ["rollback_add r1/v1"]);
+    assert_eq!(steps(&lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Mysql).unwrap()), ["rollback_add r1/v1"]);
+    assert!(lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err().contains("irreversible"));
 }
 
 #[test]
@@ -209,7 +225,7 @@ fn running_or_failed_blocks_the_version_until_resolved_but_the_same_phase_resume
     assert_eq!(steps(&plan)[..2], ["simdrop r1/v1", "drop r1/v1"]);
     assert_eq!(plan.steps[0].resume, Some(Resume { statements_done: 2, done_checksum: Some("abc".into()) }));
     // A rollback touching that version is refused, naming resolve.
-    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap_err();
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("pygrate resolve r1/v1 simdrop --as applied|pending"), "{e}");
     // An unsettled rollback blocks forward work on the version.
     let mut rolling = row("r1/v1", Add, Status::Running, Some(&ms[0]));
@@ -218,7 +234,7 @@ fn running_or_failed_blocks_the_version_until_resolved_but_the_same_phase_resume
     let lanes = Lanes::new(&ms, &st);
     let e = forward(&lanes, &Phase::ALL, Scope::Through(None)).unwrap_err();
     assert!(e.contains("rollback_add of r1/v1 is running"), "{e}");
-    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v1")).unwrap();
+    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap();
     assert_eq!(steps(&plan), ["rollback_add r1/v1"]);
     assert!(plan.steps[0].resume.is_some());
 }
@@ -310,12 +326,12 @@ fn the_release_guard_only_refuses_releases_older_than_the_newest_with_state() {
     ]);
     let lanes = Lanes::new(&ms, &st);
     for t in ["r3", "r2/v1", "r2"] {
-        let plan = lanes.plan_rollback(Add, &target(&lanes, t)).unwrap();
+        let plan = lanes.plan_rollback(Add, &target(&lanes, t), Sqlite).unwrap();
         assert!(plan.steps.is_empty() && plan.notes.iter().all(|n| n.contains("nothing to roll back")), "{t}");
     }
     // Release names compare in natural order: r10 is newer than r9.
     let ms = vec![mig("r9/v1", FULL), mig("r10/v1", FULL)];
     let st = State::from_rows([row("r10/v1", Add, Status::Applied, Some(&ms[1]))]);
     let lanes = Lanes::new(&ms, &st);
-    assert!(lanes.plan_rollback(Add, &target(&lanes, "r9")).unwrap_err().contains("release r10 has state"));
+    assert!(lanes.plan_rollback(Add, &target(&lanes, "r9"), Sqlite).unwrap_err().contains("release r10 has state"));
 }

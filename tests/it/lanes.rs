@@ -345,7 +345,25 @@ fn rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op(db: &TestD
     p.run(db, &["rollback_add", "r1"]).code(2).stderr_has("release r3 has state and is newer than r1");
 }
 
+/// An `@add` of comments only did nothing, so undoing it is trivially
+/// empty: the rollback is recorded, and earlier versions can follow.
+fn a_comments_only_add_rolls_back_without_a_rollback_section(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v1-a.sql", &creates("a"));
+    p.write("releases/r1/v3-c.sql", "-- @add\n-- just a comment\n");
+    p.run(db, &["lint"]).ok().stdout_has("0 warning");
+    p.run(db, &["ff", "--through", "add"]).ok();
+    p.run(db, &["rollback_add", "r1"]).ok();
+    assert_eq!(state(db), ["r1/v1-a add rolled_back", "r1/v3-c add rolled_back"]);
+    assert!(!db.table_exists("a"));
+    // With a statement and no rollback section, it is still refused.
+    p.write("releases/r1/v3-c.sql", "-- @add\nCREATE TABLE c (id INTEGER);\n");
+    p.run(db, &["ff", "--through", "add"]).ok();
+    p.run(db, &["rollback_add", "r1/v3-c"]).code(2).stderr_has("irreversible");
+}
+
 crate::on_every_engine!(
+    a_comments_only_add_rolls_back_without_a_rollback_section,
     rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op,
     a_file_deleted_after_its_rollback_blocks_nothing,
     state_and_log_record_how_long_a_section_took,
