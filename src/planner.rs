@@ -402,7 +402,9 @@ impl<'a> Lanes<'a> {
 }
 
 enum Blocked {
-    /// The lane is waiting on earlier work; normal for a phase command.
+    /// The lane cannot go on here until other work is done (an earlier
+    /// phase, or settling a running/failed one): a phase command without
+    /// TARGET stops quietly; with one, or `ff`, it is a refusal.
     Waits(String),
     /// Something is wrong or unsafe; always a refusal.
     Refused(String),
@@ -443,7 +445,7 @@ impl<'a> Check<'_, 'a> {
             if s.phase == phase && !s.rolling_back {
                 resume = Some(resume_of(s));
             } else {
-                return Err(Blocked::Refused(unsettled_message(id, s)));
+                return Err(Blocked::Waits(format!("{phase} {id} waits: {}", unsettled_message(id, s))));
             }
         }
         if let Some(required) = phase.requires() {

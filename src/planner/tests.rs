@@ -335,3 +335,26 @@ fn the_release_guard_only_refuses_releases_older_than_the_newest_with_state() {
     let lanes = Lanes::new(&ms, &st);
     assert!(lanes.plan_rollback(Add, &target(&lanes, "r9"), Sqlite).unwrap_err().contains("release r10 has state"));
 }
+
+#[test]
+fn a_phase_command_without_target_stops_quietly_at_an_unsettled_version() {
+    let (ms, _) = world(&[]);
+    let st = State::from_rows([
+        row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+        row("r1/v2", Add, Status::Failed, Some(&ms[1])),
+    ]);
+    let lanes = Lanes::new(&ms, &st);
+    let plan = forward(&lanes, &[Simdrop], Scope::Allowed).unwrap();
+    assert_eq!(steps(&plan), ["simdrop r1/v1"]);
+    assert!(
+        plan.notes.len() == 1
+            && plan.notes[0].contains("simdrop r1/v2 waits: add of r1/v2 is failed")
+            && plan.notes[0].contains("pygrate resolve r1/v2 add --as applied|pending"),
+        "{:?}",
+        plan.notes
+    );
+    // Naming the version still refuses; the failed phase itself resumes.
+    let t = target(&lanes, "r1/v2");
+    assert!(forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err().contains("pygrate resolve r1/v2 add"));
+    assert_eq!(steps(&forward(&lanes, &[Add], Scope::Allowed).unwrap()), ["add r1/v2", "add r2/v1"]);
+}

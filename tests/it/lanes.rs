@@ -362,7 +362,25 @@ fn a_comments_only_add_rolls_back_without_a_rollback_section(db: &TestDb) {
     p.run(db, &["rollback_add", "r1/v3-c"]).code(2).stderr_has("irreversible");
 }
 
+/// A failed phase blocks only work on its own version: a phase command
+/// without TARGET runs up to it and stops there quietly, saying why.
+fn a_bare_phase_command_stops_quietly_at_a_failed_version(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v1.sql", &creates("t1"));
+    p.write("releases/r1/v2.sql", "-- @add no-transaction\nINSERT INTO nope (id) VALUES (1);\n");
+    p.run(db, &["add"]).code(1);
+    p.run(db, &["simdrop"])
+        .ok()
+        .stdout_has("simdrop          r1/v1  ok")
+        .stdout_has("note: simdrop r1/v2 waits: add of r1/v2 is failed")
+        .stdout_has("pygrate resolve r1/v2 add --as applied|pending");
+    assert!(state(db).contains(&"r1/v1 simdrop applied".to_string()), "{:?}", state(db));
+    p.run(db, &["simdrop"]).ok().stdout_has("nothing to do").stdout_has("note: simdrop r1/v2 waits");
+    p.run(db, &["simdrop", "r1/v2"]).code(2).stderr_has("pygrate resolve r1/v2 add");
+}
+
 crate::on_every_engine!(
+    a_bare_phase_command_stops_quietly_at_a_failed_version,
     a_comments_only_add_rolls_back_without_a_rollback_section,
     rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op,
     a_file_deleted_after_its_rollback_blocks_nothing,
