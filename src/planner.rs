@@ -279,12 +279,13 @@ impl<'a> Lanes<'a> {
             if natural_cmp(&newest.id.release, target_release) == Ordering::Greater {
                 return Err(format!(
                     "{command} {target}: release {} has state and is newer than {target_release}; a rollback never reaches \
-                     past the newest release: roll back {} first (pygrate {command} {})",
-                    newest.id.release, newest.id.release, newest.id.release
+                     past the newest release that has state: {}",
+                    newest.id.release,
+                    self.clearing_hint(&newest.id.release)
                 ));
             }
         }
-        let mut applied: Vec<bool> = self.entries.iter().map(|e| e.cell(phase) == Cell::Applied).collect();
+        let mut applied = self.applied_in(phase);
         let mut plan = Plan { steps: Vec::new(), notes: Vec::new() };
         for i in (0..self.entries.len()).rev() {
             let entry = &self.entries[i];
@@ -303,44 +304,100 @@ impl<'a> Lanes<'a> {
                 },
                 Cell::Applied => None,
             };
-            let id = &entry.id;
-            let Some(migration) = entry.migration else {
-                return Err(format!(
-                    "{command} {id}: its file is gone, so there is no rollback SQL to run; restore the file"
-                ));
-            };
-            if let Some(s) = entry.unsettled().filter(|s| s.phase != phase) {
-                return Err(unsettled_message(id, s));
-            }
-            if let Some(next) = phase.next() {
-                if entry.cell(next) != Cell::Pending {
-                    return Err(match next.next() {
-                        Some(_) => format!(
-                            "{command} {id}: its {next} is applied; undo it first: pygrate {} {id}",
-                            Action::Rollback(next).command()
-                        ),
-                        None => format!("{command} {id}: its {next} is applied, and drop is final: the {phase} can no longer be rolled back"),
-                    });
-                }
-            }
-            if let Some(k) = (i + 1..self.entries.len()).find(|&k| applied[k]) {
-                let later = &self.entries[k].id;
-                return Err(format!(
-                    "{command} {id}: {phase} of the later version {later} is applied; roll it back first: pygrate {command} {later}"
-                ));
-            }
-            let forward_runs_sql = migration.section(phase.section()).is_some_and(|s| s.runs_sql(dialect));
-            let rollback_kind = phase.rollback_section();
-            if forward_runs_sql && rollback_kind.and_then(|k| migration.section(k)).is_none() {
-                return Err(format!(
-                    "{command} {id}: {} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
-                    migration.path.display()
-                ));
-            }
+            let migration = self.rollback_check(i, phase, &applied, dialect).map_err(|u| u.message)?;
             plan.steps.push(Step { migration, action: Action::Rollback(phase), resume });
             applied[i] = false;
         }
         Ok(plan)
+    }
+
+    /// Per entry: is `phase` applied?
+    fn applied_in(&self, phase: Phase) -> Vec<bool> {
+        self.entries.iter().map(|e| e.cell(phase) == Cell::Applied).collect()
+    }
+
+    /// May `phase` of entry `i` (applied) be rolled back, `applied` being its
+    /// lane as the plan leaves it? A refusal names the command that makes
+    /// room, or says that nothing can: the rollbacks it needs first run into
+    /// a `drop`, which is final.
+    fn rollback_check(
+        &self,
+        i: usize,
+        phase: Phase,
+        applied: &[bool],
+        dialect: Dialect,
+    ) -> Result<&'a Migration, Unrollable> {
+        let entry = &self.entries[i];
+        let id = &entry.id;
+        let command = Action::Rollback(phase).command();
+        let blocked = |why: String| Unrollable { message: format!("{command} {id}: {why}"), dropped: None };
+        let Some(migration) = entry.migration else {
+            return Err(blocked("its file is gone, so there is no rollback SQL to run; restore the file".to_string()));
+        };
+        if let Some(s) = entry.unsettled().filter(|s| s.phase != phase) {
+            return Err(Unrollable { message: unsettled_message(id, s), dropped: None });
+        }
+        if let Some(next) = phase.next().filter(|&next| entry.cell(next) == Cell::Applied) {
+            let dropped = match next {
+                Phase::Drop => Some(id.clone()),
+                _ => self.rollback_check(i, next, &self.applied_in(next), dialect).err().and_then(|u| u.dropped),
+            };
+            let message = match &dropped {
+                None => format!(
+                    "{command} {id}: its {next} is applied; undo it first: pygrate {} {id}",
+                    Action::Rollback(next).command()
+                ),
+                Some(_) if next == Phase::Drop => format!(
+                    "{command} {id}: its drop is applied, and drop is final: its {phase} can no longer be rolled back"
+                ),
+                Some(d) => format!(
+                    "{command} {id}: its {next} is applied and can no longer be undone ({}), so neither can its {phase}",
+                    drop_is_final(d)
+                ),
+            };
+            return Err(Unrollable { message, dropped });
+        }
+        if let Some(k) = (i + 1..self.entries.len()).find(|&k| applied[k]) {
+            let later = &self.entries[k].id;
+            return Err(match self.rollback_check(k, phase, applied, dialect).err().and_then(|u| u.dropped) {
+                None => blocked(format!(
+                    "{phase} of the later version {later} is applied; roll it back first: pygrate {command} {later}"
+                )),
+                Some(d) => Unrollable {
+                    message: format!(
+                        "{command} {id}: {phase} of the later version {later} is applied and can no longer be undone ({}), \
+                         so neither can this one",
+                        drop_is_final(&d)
+                    ),
+                    dropped: Some(d),
+                },
+            });
+        }
+        let forward_runs_sql = migration.section(phase.section()).is_some_and(|s| s.runs_sql(dialect));
+        if forward_runs_sql && phase.rollback_section().and_then(|k| migration.section(k)).is_none() {
+            return Err(blocked(format!(
+                "{} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
+                migration.path.display()
+            )));
+        }
+        Ok(migration)
+    }
+
+    /// What takes every state off `release` (the newest that has any), so
+    /// that a rollback can reach past it.
+    fn clearing_hint(&self, release: &str) -> String {
+        let entries = || self.entries.iter().filter(|e| e.id.release == release);
+        if let Some((id, s)) = entries().find_map(|e| e.unsettled().map(|s| (&e.id, s))) {
+            return unsettled_message(id, s);
+        }
+        if let Some(dropped) = entries().find(|e| e.cell(Phase::Drop) == Cell::Applied) {
+            return format!("{}, so a rollback can no longer reach past {release}", drop_is_final(&dropped.id));
+        }
+        if entries().any(|e| e.cell(Phase::Simdrop) == Cell::Applied) {
+            format!("roll it back first: pygrate rollback_simdrop {release}, then pygrate rollback_add {release}")
+        } else {
+            format!("roll it back first: pygrate rollback_add {release}")
+        }
     }
 
     /// Everything `status` flags and `check` fails on.
@@ -401,6 +458,18 @@ impl<'a> Lanes<'a> {
     }
 }
 
+/// Why a rollback cannot run now.
+struct Unrollable {
+    /// For the user: what blocks, and the command that makes room.
+    message: String,
+    /// The version whose applied drop is in the way: nothing can make room.
+    dropped: Option<VersionId>,
+}
+
+fn drop_is_final(dropped: &VersionId) -> String {
+    format!("the drop of {dropped} is applied, and drop is final")
+}
+
 enum Blocked {
     /// The lane cannot go on here until other work is done (an earlier
     /// phase, or settling a running/failed one): a phase command without
@@ -450,15 +519,19 @@ impl<'a> Check<'_, 'a> {
         }
         if let Some(required) = phase.requires() {
             if !self.applied[i][required.index()] {
-                return Err(Blocked::Waits(format!(
-                    "{phase} {id} waits for its {required}: run `pygrate {required} {id}` first"
+                return Err(Blocked::Waits(self.waits_for(
+                    format!("{phase} {id} waits for its {required}"),
+                    i,
+                    required,
                 )));
             }
         }
         if let Some(j) = self.lane_blocker[phase.index()] {
             let earlier = &self.lanes.entries[j].id;
-            return Err(Blocked::Waits(format!(
-                "{phase} {id} waits for {phase} of the earlier version {earlier}: run `pygrate {phase} {earlier}` first"
+            return Err(Blocked::Waits(self.waits_for(
+                format!("{phase} {id} waits for {phase} of the earlier version {earlier}"),
+                j,
+                phase,
             )));
         }
         if let Some(k) = self.last_applied[phase.index()].filter(|&k| k > i) {
@@ -471,6 +544,22 @@ impl<'a> Check<'_, 'a> {
             }
         }
         Ok((migration, resume))
+    }
+
+    /// `waiting` (on `phase` of entry `j`), and the command that unblocks it:
+    /// one that runs, so with `--allow-out-of-order` when `j` is out of order.
+    fn waits_for(&self, waiting: String, j: usize, phase: Phase) -> String {
+        let id = &self.lanes.entries[j].id;
+        match self.last_applied[phase.index()].filter(|&k| k > j) {
+            Some(k) => {
+                let later = &self.lanes.entries[k].id;
+                format!(
+                    "{waiting}, which is out of order (the later version {later} has {phase} applied): run \
+                     `pygrate {phase} {id} --allow-out-of-order` first if running it now is safe, or rename it to sort after {later}"
+                )
+            }
+            None => format!("{waiting}: run `pygrate {phase} {id}` first"),
+        }
     }
 }
 

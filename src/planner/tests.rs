@@ -358,3 +358,65 @@ fn a_phase_command_without_target_stops_quietly_at_an_unsettled_version() {
     assert!(forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err().contains("pygrate resolve r1/v2 add"));
     assert_eq!(steps(&forward(&lanes, &[Add], Scope::Allowed).unwrap()), ["add r1/v2", "add r2/v1"]);
 }
+
+#[test]
+fn a_rollback_blocked_by_a_final_drop_says_so_instead_of_naming_a_refused_command() {
+    // Everything applied: undoing the add needs the simdrop undone, which the drop makes impossible.
+    let all: Vec<(usize, Phase)> = (0..3).flat_map(|i| Phase::ALL.map(|p| (i, p))).collect();
+    let (ms, st) = world(&all);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r2/v1"), Sqlite).unwrap_err();
+    assert!(
+        e.contains(
+            "its simdrop is applied and can no longer be undone (the drop of r2/v1 is applied, and drop is final)"
+        ) && !e.contains("pygrate rollback_simdrop"),
+        "{e}"
+    );
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r2/v1"), Sqlite).unwrap_err();
+    assert!(e.contains("its drop is applied, and drop is final"), "{e}");
+    // The release guard: r2 can never lose its state, so r1 is out of reach for good.
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap_err();
+    assert!(e.contains("the drop of r2/v1 is applied, and drop is final") && !e.contains("pygrate rollback"), "{e}");
+    // A later version whose simdrop is final blocks the earlier add for good.
+    let (ms, st) = world(&[(0, Add), (1, Add), (1, Simdrop), (1, Drop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
+    assert!(
+        e.contains("add of the later version r1/v2 is applied and can no longer be undone (the drop of r1/v2")
+            && !e.contains("pygrate rollback"),
+        "{e}"
+    );
+    // Where the command that makes room works, it is named.
+    let (ms, st) = world(&[(0, Add), (1, Add), (1, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
+    assert!(e.contains("roll it back first: pygrate rollback_add r1/v2"), "{e}");
+    let (ms, st) = world(&[(0, Add), (2, Add), (2, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1"), Sqlite).unwrap_err();
+    assert!(e.contains("pygrate rollback_simdrop r2, then pygrate rollback_add r2"), "{e}");
+}
+
+#[test]
+fn a_lane_waiting_on_an_out_of_order_version_names_the_flag_that_runs_it() {
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v2-b", FULL), mig("r1/v3-c", FULL), mig("r1/v4-d", FULL)];
+    let st = State::from_rows([
+        row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+        row("r1/v3-c", Add, Status::Applied, Some(&ms[2])),
+    ]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v4-d");
+    let e = forward(&lanes, &[Add], Scope::Only(&t)).unwrap_err();
+    assert!(
+        e.contains("waits for add of the earlier version r1/v2-b, which is out of order")
+            && e.contains("`pygrate add r1/v2-b --allow-out-of-order`"),
+        "{e}"
+    );
+    // The same for a phase waiting on its own out-of-order add.
+    let t = target(&lanes, "r1/v2-b");
+    let e = forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err();
+    assert!(e.contains("`pygrate add r1/v2-b --allow-out-of-order`"), "{e}");
+    // And the hinted command does run.
+    let plan = lanes.plan_forward(&Forward { phases: &[Add], scope: Scope::Only(&t), allow_out_of_order: true });
+    assert_eq!(steps(&plan.unwrap()), ["add r1/v2-b"]);
+}

@@ -379,7 +379,32 @@ fn a_bare_phase_command_stops_quietly_at_a_failed_version(db: &TestDb) {
     p.run(db, &["simdrop", "r1/v2"]).code(2).stderr_has("pygrate resolve r1/v2 add");
 }
 
+/// SPEC 5: a refusal names the command that unblocks it; where none can,
+/// it says so instead of naming one that is refused in turn.
+fn refusals_name_a_command_that_works_or_say_none_does(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v1-a.sql", &creates("a"));
+    p.write("releases/r1/v3-c.sql", &creates("c"));
+    p.write("releases/r1/v4-d.sql", &creates("d"));
+    p.run(db, &["ff", "--through", "add", "--to", "r1/v3-c"]).ok();
+    p.write("releases/r1/v2-b.sql", &creates("b"));
+    let refusal = p.run(db, &["add", "r1/v4-d"]);
+    refusal.code(2).stderr_has("r1/v2-b, which is out of order");
+    let hint = "pygrate add r1/v2-b --allow-out-of-order";
+    assert!(refusal.stderr.contains(hint), "{}", refusal.stderr);
+    p.run(db, &["add", "r1/v2-b", "--allow-out-of-order"]).ok();
+    p.run(db, &["add", "r1/v4-d"]).ok();
+    // After a full ff, nothing can undo an add whose simdrop's drop ran.
+    p.write("releases/r2/v1-d.sql", &format!("{}-- @simdrop\n-- @rollback_simdrop\n-- @drop\n", creates("e")));
+    p.run(db, &["ff"]).ok();
+    let refusal = p.run(db, &["rollback_add", "r2/v1-d"]);
+    refusal.code(2).stderr_has("its simdrop is applied and can no longer be undone").stderr_has("drop is final");
+    assert!(!refusal.stderr.contains("pygrate rollback_simdrop"), "{}", refusal.stderr);
+    p.run(db, &["rollback_simdrop", "r2/v1-d"]).code(2).stderr_has("drop is final");
+}
+
 crate::on_every_engine!(
+    refusals_name_a_command_that_works_or_say_none_does,
     a_bare_phase_command_stops_quietly_at_a_failed_version,
     a_comments_only_add_rolls_back_without_a_rollback_section,
     rolling_back_a_release_newer_than_the_newest_with_state_is_a_no_op,
