@@ -210,25 +210,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The URL with any password replaced by `***`, fit for output and logs.
+/// Safe on any string, however malformed: a password may hold `/ ? # @ :`,
+/// so everything from the first `:` after `scheme://` to the last `@` is
+/// masked, even when that hides more than the password.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..].find(['/', '?', '#']).map_or(out.len(), |i| auth_start + i);
-        if let Some(at) = out[auth_start..auth_end].rfind('@') {
-            if let Some(colon) = out[auth_start..auth_start + at].find(':') {
-                out.replace_range(auth_start + colon + 1..auth_start + at, "***");
-            }
+    if let Some(at) = url.rfind('@') {
+        let is_scheme = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let start = url[..at].find("://").filter(|&i| is_scheme(&url[..i])).map_or(0, |i| i + 3);
+        if let Some(colon) = url[start..at].find(':') {
+            out.replace_range(start + colon + 1..at, "***");
         }
     }
-    // key=value forms: `?password=…`, libpq `password=…`.
+    // `?password=…` (and `sslpassword=…`), up to the next parameter.
     let mut result = String::with_capacity(out.len());
     let mut rest = out.as_str();
     while let Some(i) = rest.to_ascii_lowercase().find("password=") {
         let value_start = i + "password=".len();
         result.push_str(&rest[..value_start]);
         result.push_str("***");
-        let value_end = rest[value_start..].find(['&', ' ', ';']).map_or(rest.len(), |j| value_start + j);
+        let value_end = rest[value_start..].find('&').map_or(rest.len(), |j| value_start + j);
         rest = &rest[value_end..];
     }
     result.push_str(rest);
@@ -300,5 +301,31 @@ mod tests {
         assert_eq!(redact("postgres://app@db/app?password=s3cret&x=1"), "postgres://app@db/app?password=***&x=1");
         assert_eq!(redact("sqlite:///hellodb"), "sqlite:///hellodb");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db?sslpassword=s3cret"), "postgres://u@h/db?sslpassword=***");
+    }
+
+    /// Whatever the password holds, and however broken the URL around it,
+    /// none of it shows; hiding more than the password is the lesser evil.
+    #[test]
+    fn passwords_are_redacted_in_malformed_urls() {
+        for (url, shown) in [
+            ("mysql://app:Xy/9k+Q=@127.0.0.1:3306/app", "mysql://app:***@127.0.0.1:3306/app"),
+            ("postgres://u:ab/cd@127.0.0.1:1/db?foo=1", "postgres://u:***@127.0.0.1:1/db?foo=1"),
+            ("postgres://u:a?b#c@d:e@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:S3cr@t@127.0.0.1:1/db", "postgres://u:***@127.0.0.1:1/db"),
+            ("postgres://u:pw:x@h:notaport/db", "postgres://u:***@h:notaport/db"),
+            ("postgres://u:p@h/db?application_name=a@b", "postgres://u:***@b"),
+            ("postgres://u:p://w@h/db", "postgres://u:***@h/db"),
+            ("app:s3cret@h/db", "app:***@h/db"),
+            ("postgres:/app:s3cret@h/db", "postgres:***@h/db"),
+            ("post gres://app:s3cret@h/db", "post gres:***@h/db"),
+            ("postgres://u@h/db?password=a&b#c", "postgres://u@h/db?password=***&b#c"),
+            ("postgres://u@h/db?password=a#b;c d", "postgres://u@h/db?password=***"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+        for url in ["sqlite::memory:", "sqlite:///a:b.db", "postgres://h:5432/db", "postgres://u@h/db"] {
+            assert_eq!(redact(url), url);
+        }
     }
 }

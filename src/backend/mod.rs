@@ -239,10 +239,12 @@ impl Location {
             let path = Path::new(path);
             return Ok(Location::SqliteFile(if path.is_absolute() { path.to_path_buf() } else { root.join(path) }));
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) {
+            check_credentials(rest).map_err(|why| bad(&why))?;
             return Ok(Location::Postgres(url.to_string()));
         }
         if let Some(rest) = url.strip_prefix("mysql://").or_else(|| url.strip_prefix("mariadb://")) {
+            check_credentials(rest).map_err(|why| bad(&why))?;
             return Ok(Location::Mysql(format!("mysql://{rest}")));
         }
         Err(bad("unsupported scheme; use sqlite://, postgres://, postgresql://, mysql:// or mariadb://"))
@@ -255,6 +257,26 @@ impl Location {
             Location::Mysql(_) => Dialect::Mysql,
         }
     }
+}
+
+/// The user name and password (`rest` is the URL after `scheme://`) run to the
+/// URL's last `@`. An `@`, `/`, `?` or `#` before it makes the drivers split
+/// the URL elsewhere (PostgreSQL at the first `@`, MySQL at the first `/`),
+/// and then show part of the password as the host or the database.
+fn check_credentials(rest: &str) -> Result<(), String> {
+    let Some(at) = rest.rfind('@') else {
+        return Ok(());
+    };
+    let found: Vec<String> =
+        ['@', '/', '?', '#'].into_iter().filter(|&c| rest[..at].contains(c)).map(|c| format!("`{c}`")).collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the user name or password (everything before the last `@`) holds {}, which must be percent-encoded: \
+         `@` as %40, `/` as %2F, `?` as %3F, `#` as %23",
+        found.join(", ")
+    ))
 }
 
 /// Runs a driver's connect with a deadline on the whole of it. The drivers
@@ -321,5 +343,34 @@ mod tests {
         assert!(Location::parse("sqlite://x.db", root).is_err());
         let shown = format!("{:?}", Location::parse("postgres://u:s3cret@h/db", root));
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    /// A password holding `@ / ? #` unencoded is refused before any driver
+    /// splits the URL in the wrong place; encoded, it is fine.
+    #[test]
+    fn unencoded_credentials_are_refused() {
+        let root = Path::new("/proj");
+        for (url, found) in [
+            ("postgres://u:S3cr@t@127.0.0.1:1/db", "`@`"),
+            ("postgresql://u:ab/cd@127.0.0.1:1/db?foo=1", "`/`"),
+            ("mysql://app:Xy/9k+Q=@127.0.0.1:3306/app", "`/`"),
+            ("mariadb://app:a?b#c@h/db", "`?`, `#`"),
+            ("postgres://u:p@h/db?application_name=a@b", "`@`, `/`, `?`"),
+        ] {
+            let e = Location::parse(url, root).err().map(|e| (e.exit_code(), e.to_string())).unwrap_or_default();
+            assert_eq!(e.0, 2, "{url}");
+            assert!(e.1.contains(&format!("holds {found}, which must be percent-encoded: `@` as %40")), "{}", e.1);
+            for secret in ["S3cr", "ab/cd", "Xy/9k", "a?b", "p@h"] {
+                assert!(!e.1.contains(secret), "{}", e.1);
+            }
+        }
+        for url in [
+            "postgres://u:S3cr%40t%2F%3F%23@127.0.0.1:1/db?application_name=a%40b",
+            "mysql://app:Xy%2F9k+Q=@127.0.0.1:3306/app",
+            "postgres://u:p:x@h:5432/db",
+            "postgres://h/db?sslmode=disable",
+        ] {
+            assert!(Location::parse(url, root).is_ok(), "{url}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use mysql::prelude::{FromValue, Queryable};
-use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts};
+use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, UrlError};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
@@ -106,6 +106,21 @@ fn split_url(url: &str) -> Result<(String, SslMode, bool), Error> {
     Ok((url, mode, prefer_socket))
 }
 
+/// What is wrong with a URL the driver refused, in words: its own messages
+/// show its internals (`URL ParseError { invalid port number }`).
+fn url_problem(e: &UrlError) -> String {
+    match e {
+        UrlError::ParseError(e) => format!("not a valid URL: {e}"),
+        UrlError::UnsupportedScheme(scheme) => format!("unsupported scheme `{scheme}`"),
+        UrlError::FeatureRequired(feature, parameter) => {
+            format!("parameter `{parameter}` needs the driver feature `{feature}`, which pygrate is built without")
+        }
+        UrlError::InvalidValue(parameter, value) => format!("invalid value `{value}` for parameter `{parameter}`"),
+        UrlError::UnknownParameter(parameter) => format!("unknown parameter `{parameter}`"),
+        UrlError::InvalidPoolConstraints { .. } | UrlError::BadUrl => "not a valid MySQL URL".to_string(),
+    }
+}
+
 /// A name for GET_LOCK, distinct per database and set of state tables.
 fn lock_name(database: &str, state_table: &str) -> String {
     let name = format!("pygrate:{database}.{state_table}");
@@ -120,8 +135,8 @@ fn lock_name(database: &str, state_table: &str) -> String {
 impl Mysql {
     pub fn connect(url: &str, settings: &Settings) -> Result<Mysql, Error> {
         let (driver_url, ssl_mode, prefer_socket_given) = split_url(url)?;
-        let opts =
-            Opts::from_url(&driver_url).map_err(|e| Error::Usage(format!("connection `{}`: {e}", redact(url))))?;
+        let opts = Opts::from_url(&driver_url)
+            .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), url_problem(&e))))?;
         let context = format!("cannot connect to MySQL at {}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
         // The driver's messages should never hold the password; make sure.
         let password = opts.get_pass().filter(|p| !p.is_empty()).map(str::to_string);
@@ -489,7 +504,7 @@ fn db_error(e: mysql::Error) -> DbError {
         // The variants' own Display wraps them in `IoError { … }`.
         mysql::Error::IoError(e) => DbError::new(e.to_string()),
         mysql::Error::DriverError(e) => DbError::new(e.to_string()),
-        mysql::Error::UrlError(e) => DbError::new(e.to_string()),
+        mysql::Error::UrlError(e) => DbError::new(url_problem(&e)),
         mysql::Error::TlsError(e) => DbError::new(format!("TLS: {e}")),
         e => DbError::new(e.to_string()),
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Engine, Sandbox, TestDb};
+use crate::support::{Engine, Run, Sandbox, TestDb};
 
 fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:///{}", dir.join("db.sqlite").display())
@@ -362,3 +362,46 @@ fn passwords_never_leak(db: &TestDb) {
 }
 
 crate::on_every_engine!(passwords_never_leak);
+
+/// pygrate refused `run` as a usage or config error, showing none of `secrets`.
+#[track_caller]
+fn refused_unshown<'a>(run: &'a Run, secrets: &[&str]) -> &'a Run {
+    run.code(2);
+    for secret in secrets {
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{secret:?} shows: {}", run.stderr);
+    }
+    run
+}
+
+/// A password holding `/ ? # @` unencoded is refused before a driver splits
+/// the URL in the wrong place, and no part of it shows, wherever it came from.
+#[test]
+fn unencoded_passwords_are_refused_and_never_shown() {
+    let p = Sandbox::fixture("portable");
+    let advice = "which must be percent-encoded: `@` as %40, `/` as %2F, `?` as %3F, `#` as %23";
+    p.write("conf.d/dev.yaml", "connection: \"mysql://app:${PYGRATE_TEST_DBPASS}@127.0.0.1:3306/app\"\n");
+    let run = Run::from(p.command(None, &["status"]).env("PYGRATE_TEST_DBPASS", "Xy/9k+Q=").output().unwrap());
+    refused_unshown(&run, &["Xy/9k"]).stderr_has("`mysql://app:***@127.0.0.1:3306/app`").stderr_has(advice);
+    p.write("conf.d/dev.yaml", "connection: \"postgres://app:${PYGRATE_TEST_UNSET_VAR:-dfl/t}@127.0.0.1:1/app\"\n");
+    refused_unshown(&p.run_with(None, &["status"]), &["dfl"]).stderr_has(advice);
+    for (url, secrets) in [
+        ("postgres://u:ab/cd@127.0.0.1:1/db?foo=1", &["ab/cd"][..]),
+        // Split at the first `@`, `t` was shown as part of the host.
+        ("postgres://u:S3cr@t@127.0.0.1:1/db", &["S3cr", "t@"]),
+        ("mariadb://root:p#ss?@127.0.0.1:1/db", &["p#ss"]),
+    ] {
+        refused_unshown(&p.run_with(Some(url), &["status"]), secrets).stderr_has(advice);
+    }
+    // Otherwise malformed: said in words, not in the driver's internals.
+    let run = p.run_with(Some("mysql://root:S3cret@127.0.0.1:notaport/db"), &["status"]);
+    refused_unshown(&run, &["S3cret", "ParseError"]).stderr_has("not a valid URL: invalid port number");
+    // Percent-encoded, the same passwords reach the connect.
+    for (url, engine) in [
+        ("postgres://u:S3cr%40t%2F%3F%23@127.0.0.1:1/db?connect_timeout=1", "PostgreSQL"),
+        ("mysql://root:S3cr%40t%2F%3F%23@127.0.0.1:1/db?tcp_connect_timeout_ms=1000", "MySQL"),
+    ] {
+        let run = p.run_with(Some(url), &["status"]);
+        run.code(1).stderr_has(&format!("cannot connect to {engine} at 127.0.0.1:1"));
+        assert!(!run.stderr.contains("S3cr"), "{}", run.stderr);
+    }
+}
