@@ -9,8 +9,39 @@ use serde_yaml::Value;
 use crate::error::Error;
 
 pub const CONF_DIR: &str = "conf.d";
-const KEYS: [&str; 7] =
-    ["connection", "schema", "state_table", "lock_timeout", "statement_timeout", "lock_retries", "lock_wait"];
+
+/// The keys a config file may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Connection,
+    Schema,
+    StateTable,
+    LockTimeout,
+    StatementTimeout,
+    LockRetries,
+    LockWait,
+}
+
+const KEYS: [(&str, Key); 7] = [
+    ("connection", Key::Connection),
+    ("schema", Key::Schema),
+    ("state_table", Key::StateTable),
+    ("lock_timeout", Key::LockTimeout),
+    ("statement_timeout", Key::StatementTimeout),
+    ("lock_retries", Key::LockRetries),
+    ("lock_wait", Key::LockWait),
+];
+
+impl Key {
+    /// What the key's value must be, for messages.
+    fn expected(self) -> &'static str {
+        match self {
+            Key::Connection | Key::Schema | Key::StateTable => "a string",
+            Key::LockTimeout | Key::StatementTimeout | Key::LockWait => "a duration such as `5s`",
+            Key::LockRetries => "a whole number",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -91,6 +122,14 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let err = |message: String| Error::Config { path: path.display().to_string(), message };
+        // Errors about a key name the line it is on, where it can be found.
+        let err_at = |key: &str, message: String| Error::Config {
+            path: match key_line(text, key) {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            },
+            message,
+        };
         let value: Value = serde_yaml::from_str(text).map_err(|e| err(format!("not valid YAML: {e}")))?;
         let mut config = Config { source: Some(path.to_path_buf()), ..Config::default() };
         let map = match value {
@@ -99,13 +138,17 @@ impl Config {
             _ => return Err(err("expected `key: value` lines".to_string())),
         };
         for (key, value) in map {
-            let Some(key) = key.as_str() else {
-                return Err(err(format!("keys are names, not `{key:?}`")));
+            let Some(name) = key.as_str() else {
+                return Err(err(format!("keys are names, not {}", kind(&key))));
+            };
+            let err = |message: String| err_at(name, message);
+            let Some(&(_, key)) = KEYS.iter().find(|(known, _)| *known == name) else {
+                return Err(err(unknown_key(name)));
             };
             let text = match value {
                 // `--conn` overrides the connection, so a variable it needs
                 // may be unset then: the error waits until the URL is used.
-                Value::String(s) if key == "connection" => match expand_env(&s, env) {
+                Value::String(s) if key == Key::Connection => match expand_env(&s, env) {
                     Ok(url) => url,
                     Err(e) => {
                         config.connection_error = Some(e);
@@ -115,36 +158,65 @@ impl Config {
                 Value::String(s) => expand_env(&s, env).map_err(err)?,
                 Value::Number(n) => n.to_string(),
                 Value::Null => continue,
-                other => return Err(err(format!("`{key}` must be a string or a number, not {other:?}"))),
+                // Only the kind: the value may hold a password.
+                other => return Err(err(format!("`{name}` must be {}, not {}", key.expected(), kind(&other)))),
             };
-            let duration = |text: &str| parse_duration(text).map_err(|m| err(format!("`{key}`: {m}")));
+            let duration = |text: &str| parse_duration(text).map_err(|m| err(format!("`{name}`: {m}")));
             let timeout = |text: &str| match duration(text)? {
                 limit if limit > MAX_TIMEOUT => Err(err(format!(
-                    "`{key}`: `{text}` is longer than the databases accept (596h); use 0 for no limit"
+                    "`{name}`: `{text}` is longer than the databases accept (596h); use 0 for no limit"
                 ))),
                 limit => Ok(limit),
             };
             match key {
-                "connection" => config.connection = Some(text),
-                "schema" => config.schema = Some(checked_identifier(key, &text).map_err(err)?),
-                "state_table" => config.state_table = checked_identifier(key, &text).map_err(err)?,
-                "lock_timeout" => config.lock_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
-                "statement_timeout" => config.statement_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
-                "lock_wait" => config.lock_wait = duration(&text)?,
-                "lock_retries" => {
+                Key::Connection => config.connection = Some(text),
+                Key::Schema => config.schema = Some(checked_identifier(name, &text).map_err(err)?),
+                Key::StateTable => config.state_table = checked_identifier(name, &text).map_err(err)?,
+                Key::LockTimeout => config.lock_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
+                Key::StatementTimeout => config.statement_timeout = Some(timeout(&text)?).filter(|d| !d.is_zero()),
+                Key::LockWait => config.lock_wait = duration(&text)?,
+                Key::LockRetries => {
                     config.lock_retries =
                         text.parse().map_err(|_| err(format!("`lock_retries` must be a whole number, not `{text}`")))?
-                }
-                _ => {
-                    let hint = crate::text::closest(key, &KEYS)
-                        .map(|c| format!("did you mean `{c}`?"))
-                        .unwrap_or_else(|| format!("known keys: {}", KEYS.join(", ")));
-                    return Err(err(format!("unknown key `{key}`; {hint}")));
                 }
             }
         }
         Ok(config)
     }
+}
+
+fn unknown_key(name: &str) -> String {
+    if name == "<<" {
+        return "YAML merge keys (`<<`) are not supported; write the keys out".to_string();
+    }
+    let names = KEYS.map(|(known, _)| known);
+    let hint = crate::text::closest(name, &names)
+        .map(|c| format!("did you mean `{c}`?"))
+        .unwrap_or_else(|| format!("known keys: {}", names.join(", ")));
+    format!("unknown key `{name}`; {hint}")
+}
+
+/// A YAML value's kind, for messages that must not show the value itself.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The line of a top-level `key:` in a block mapping, for messages. A key
+/// written otherwise (in a `{…}` mapping) has none.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let forms = [key.to_string(), format!("\"{key}\""), format!("'{key}'")];
+    let is_key = |line: &str| {
+        forms.iter().any(|form| line.strip_prefix(form.as_str()).is_some_and(|rest| rest.trim_start().starts_with(':')))
+    };
+    text.lines().position(is_key).map(|i| i + 1)
 }
 
 /// State table prefixes and schemas end up in SQL: keep them plain identifiers.
@@ -270,7 +342,11 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_file() {
         let e = parse("conection: x\n").err().unwrap_or_default();
-        assert_eq!(e, "conf.d/dev.yaml: unknown key `conection`; did you mean `connection`?");
+        assert_eq!(e, "conf.d/dev.yaml:1: unknown key `conection`; did you mean `connection`?");
+        let e = parse("schema: x\n\"lock_wiat\" : 5s\n").err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml:2: unknown key `lock_wiat`; did you mean `lock_wait`?");
+        let e = parse("{schema: x, lock_wiat: 5s}").err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml: unknown key `lock_wiat`; did you mean `lock_wait`?");
         let e = parse("connection: \"${NOPE}\"\n").ok().and_then(|c| c.connection_error).unwrap_or_default();
         assert!(e.contains("`NOPE` is not set"), "{e}");
         assert!(parse("schema: \"${NOPE}\"\n").is_err());
@@ -327,5 +403,33 @@ mod tests {
         for url in ["sqlite::memory:", "sqlite:///a:b.db", "postgres://h:5432/db", "postgres://u@h/db"] {
             assert_eq!(redact(url), url);
         }
+    }
+
+    /// A value of the wrong YAML type is named by its kind, never shown: it
+    /// may be a connection URL with its password.
+    #[test]
+    fn type_errors_show_the_kind_never_the_value() {
+        let url = "postgres://app:S3cret@127.0.0.1/db";
+        for (name, _) in KEYS {
+            for (value, found) in [
+                (format!("[\"{url}\"]"), "a list"),
+                (format!("{{a: \"{url}\"}}"), "a mapping"),
+                (format!("!secret \"{url}\""), "a tagged value"),
+                ("true".to_string(), "true/false"),
+            ] {
+                let e = parse(&format!("# dev\n{name}: {value}\n")).err().unwrap_or_default();
+                assert!(e.starts_with(&format!("conf.d/dev.yaml:2: `{name}` must be ")), "{e}");
+                assert!(e.ends_with(&format!(", not {found}")), "{e}");
+                assert!(!e.contains("S3cret"), "{e}");
+            }
+        }
+        let e = parse("lock_retries: [1]\n").err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml:1: `lock_retries` must be a whole number, not a list");
+        let e = parse(&format!("<<: {{connection: \"{url}\"}}\n")).err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml:1: YAML merge keys (`<<`) are not supported; write the keys out");
+        let e = parse(&format!("x: &a {{connection: \"{url}\"}}\n")).err().unwrap_or_default();
+        assert!(e.starts_with("conf.d/dev.yaml:1: unknown key `x`") && !e.contains("S3cret"), "{e}");
+        let e = parse(&format!("? [\"{url}\"]\n: 1\n")).err().unwrap_or_default();
+        assert_eq!(e, "conf.d/dev.yaml: keys are names, not a list");
     }
 }

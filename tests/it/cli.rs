@@ -245,7 +245,7 @@ fn environments_are_chosen_with_e_and_checked() {
     p.write("conf.d/prod.yaml", "connection: \"sqlite:///prod.db\"\nlock_wiat: 5s\n");
     p.run_with(None, &["-e", "prod", "status"])
         .code(2)
-        .stderr_has("prod.yaml: unknown key `lock_wiat`; did you mean `lock_wait`?");
+        .stderr_has("prod.yaml:2: unknown key `lock_wiat`; did you mean `lock_wait`?");
     p.write("conf.d/prod.yaml", "connection: \"sqlite:///${PYGRATE_TEST_UNSET_VAR}.db\"\n");
     p.run_with(None, &["-e", "prod", "status"]).code(2).stderr_has("`PYGRATE_TEST_UNSET_VAR` is not set");
     // --conn overrides it, so then the unset variable does not matter.
@@ -403,5 +403,25 @@ fn unencoded_passwords_are_refused_and_never_shown() {
         let run = p.run_with(Some(url), &["status"]);
         run.code(1).stderr_has(&format!("cannot connect to {engine} at 127.0.0.1:1"));
         assert!(!run.stderr.contains("S3cr"), "{}", run.stderr);
+    }
+}
+
+/// A config value of the wrong YAML type is named by its kind, never shown:
+/// it may be a connection URL with its password.
+#[test]
+fn config_values_of_the_wrong_type_are_never_shown() {
+    let p = Sandbox::fixture("portable");
+    let url = "postgres://app:S3cret@127.0.0.1/db";
+    for (yaml, message) in [
+        (format!("connection: [\"{url}\"]\n"), "dev.yaml:1: `connection` must be a string, not a list"),
+        (
+            format!("schema: x\nconnection: {{a: \"{url}\"}}\n"),
+            "dev.yaml:2: `connection` must be a string, not a mapping",
+        ),
+        (format!("<<: {{connection: \"{url}\"}}\n"), "dev.yaml:1: YAML merge keys (`<<`) are not supported"),
+        (format!("lock_wait: [\"{url}\"]\n"), "dev.yaml:1: `lock_wait` must be a duration such as `5s`, not a list"),
+    ] {
+        p.write("conf.d/dev.yaml", &yaml);
+        refused_unshown(&p.run_with(None, &["status"]), &["S3cret"]).stderr_has(message);
     }
 }
