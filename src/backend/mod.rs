@@ -279,6 +279,46 @@ fn check_credentials(rest: &str) -> Result<(), String> {
     ))
 }
 
+/// `error` with the connection's password masked in its texts. The drivers'
+/// messages should never hold the password; this makes sure.
+fn scrub_password(mut error: DbError, password: Option<&str>) -> DbError {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return error;
+    };
+    error.message = mask_word(&error.message, password);
+    error.detail = error.detail.map(|text| mask_word(&text, password));
+    error.hint = error.hint.map(|text| mask_word(&text, password));
+    error
+}
+
+/// `text` with `secret` replaced by `***` where it stands on its own, not
+/// where it is part of a longer word: a one-letter password must not turn
+/// `database` into `databas***`, mangling the message and giving itself away.
+fn mask_word(text: &str, secret: &str) -> String {
+    let joined =
+        |a: Option<char>, b: Option<char>| a.zip(b).is_some_and(|(a, b)| a.is_alphanumeric() && b.is_alphanumeric());
+    let (first, last) = (secret.chars().next(), secret.chars().last());
+    let mut out = String::with_capacity(text.len());
+    let mut before = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after = rest.strip_prefix(secret).map(|tail| tail.chars().next());
+        match after {
+            Some(after) if !secret.is_empty() && !joined(before, first) && !joined(last, after) => {
+                out.push_str("***");
+                before = last;
+                rest = &rest[secret.len()..];
+            }
+            _ => {
+                out.push(c);
+                before = Some(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
 /// Runs a driver's connect with a deadline on the whole of it. The drivers
 /// bound only the TCP connect, so a server that accepts a connection and then
 /// never answers (an overloaded host, a proxy with nothing behind it) would
@@ -372,5 +412,28 @@ mod tests {
         ] {
             assert!(Location::parse(url, root).is_ok(), "{url}");
         }
+    }
+
+    #[test]
+    fn passwords_are_masked_only_where_they_stand_alone() {
+        assert_eq!(
+            mask_word("database \"audit_nosuch\" does not exist", "e"),
+            "database \"audit_nosuch\" does not exist"
+        );
+        assert_eq!(mask_word("user u:e@h, password e", "e"), "user u:***@h, password ***");
+        assert_eq!(mask_word("e", "e"), "***");
+        assert_eq!(mask_word("hunter2 hunter2x xhunter2 (hunter2)", "hunter2"), "*** hunter2x xhunter2 (***)");
+        // Edges that are not letters or digits join no word.
+        assert_eq!(mask_word("a/b/c", "/b/"), "a***c");
+        assert_eq!(mask_word("pässe:päss", "päss"), "pässe:***");
+        let error =
+            DbError { message: "e".into(), detail: Some("x e".into()), hint: Some("e.".into()), ..DbError::default() };
+        let scrubbed = scrub_password(error.clone(), Some("e"));
+        assert_eq!(
+            (scrubbed.message, scrubbed.detail, scrubbed.hint),
+            ("***".into(), Some("x ***".into()), Some("***.".into()))
+        );
+        assert_eq!(scrub_password(error.clone(), Some("")), error);
+        assert_eq!(scrub_password(error.clone(), None), error);
     }
 }

@@ -10,7 +10,7 @@ use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, UrlError};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
-use super::{Backend, Capabilities, Settings, Timeouts};
+use super::{scrub_password, Backend, Capabilities, Settings, Timeouts};
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
@@ -138,15 +138,8 @@ impl Mysql {
         let opts = Opts::from_url(&driver_url)
             .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), url_problem(&e))))?;
         let context = format!("cannot connect to MySQL at {}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
-        // The driver's messages should never hold the password; make sure.
-        let password = opts.get_pass().filter(|p| !p.is_empty()).map(str::to_string);
-        let fail = |e: mysql::Error| {
-            let mut error = db_error(e);
-            if let Some(pw) = &password {
-                error.message = error.message.replace(pw.as_str(), "***");
-            }
-            Error::db(context.clone(), error)
-        };
+        let password = opts.get_pass().map(str::to_string);
+        let fail = |e: mysql::Error| Error::db(context.clone(), scrub_password(db_error(e), password.as_deref()));
         let actor = &settings.actor;
         let mut builder = OptsBuilder::from_opts(opts.clone()).connect_attrs(Some(HashMap::from([(
             "program_name",

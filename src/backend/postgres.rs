@@ -18,7 +18,7 @@ use postgres::{Client, Config, NoTls, Socket};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
-use super::{Backend, Capabilities, Settings, Timeouts};
+use super::{scrub_password, Backend, Capabilities, Settings, Timeouts};
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
@@ -145,18 +145,8 @@ impl Postgres {
             hosts if hosts.is_empty() => "cannot connect to PostgreSQL: the URL names no host".to_string(),
             hosts => format!("cannot connect to PostgreSQL at {hosts}"),
         };
-        // The driver's messages should never hold the password; make sure.
-        let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).filter(|p| !p.is_empty());
-        let scrub = |text: String| match &password {
-            Some(pw) => text.replace(pw.as_str(), "***"),
-            None => text,
-        };
-        let fail = |e: postgres::Error| {
-            let mut error = db_error(e);
-            error.message = scrub(error.message);
-            error.detail = error.detail.map(scrub);
-            Error::db(context.clone(), error)
-        };
+        let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+        let fail = |e: postgres::Error| Error::db(context.clone(), scrub_password(db_error(e), password.as_deref()));
         // As libpq: connect_timeout bounds each host's whole connection attempt.
         let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
         let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);

@@ -277,12 +277,12 @@ fn assert_connect_error(url: &str, host_port: &str) {
     assert!(!text.contains('\n'), "{text:?} is not one line");
 }
 
-/// `url` with another user and the secret password, and its host:port.
-fn with_user(url: &str, user: &str) -> (String, String) {
+/// `url` with another user and password, and its host:port.
+fn with_user(url: &str, user: &str, password: &str) -> (String, String) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
     let host_port = rest.split(['/', '?']).next().unwrap().to_string();
-    (format!("{scheme}://{user}:{SECRET}@{rest}"), host_port)
+    (format!("{scheme}://{user}:{password}@{rest}"), host_port)
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn postgres_connect_errors_hide_the_password() {
     // A reachable server refusing us: trust authentication does not check
     // passwords, so ask for a role that does not exist.
     if let Some(db) = TestDb::create(Engine::Postgres) {
-        let (url, host_port) = with_user(&db.url, "pygrate_no_such_role");
+        let (url, host_port) = with_user(&db.url, "pygrate_no_such_role", SECRET);
         assert_connect_error(&url, &host_port);
     }
 }
@@ -302,8 +302,24 @@ fn mysql_connect_errors_hide_the_password() {
     assert_connect_error(&format!("mysql://app:{SECRET}@127.0.0.1:1/app"), "127.0.0.1:1");
     assert_connect_error(&format!("mariadb://app:{SECRET}@127.0.0.1:1/app?ssl-mode=DISABLED"), "127.0.0.1:1");
     if let Some(db) = TestDb::create(Engine::Mysql) {
-        let (url, host_port) = with_user(&db.url, "pygrate_no_such_user");
+        let (url, host_port) = with_user(&db.url, "pygrate_no_such_user", SECRET);
         assert_connect_error(&url, &host_port);
+    }
+}
+
+/// A password that is also part of the server's words (here `e`) is masked
+/// where it stands alone, and the words stay whole: `databas*** do***s not
+/// ***xist` was unreadable and told the password.
+#[test]
+fn a_short_password_leaves_server_messages_whole() {
+    for (engine, user, message) in [
+        (Engine::Postgres, "pygrate_no_such_role", "role \"pygrate_no_such_role\" does not exist"),
+        (Engine::Mysql, "pygrate_no_such_user", "Access denied for user 'pygrate_no_such_user'@"),
+    ] {
+        let Some(db) = TestDb::create(engine) else { continue };
+        let (url, _) = with_user(&db.url, user, "e");
+        let error = open_with(&url, &settings("pygrate")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(message), "{}: {error}", engine.name());
     }
 }
 
