@@ -547,9 +547,13 @@ fn version_target(target: &str, lanes: &Lanes<'_>) -> Result<VersionId, Error> {
     }
 }
 
-/// Reads every state row once.
+/// Reads every state row once. State tables of a newer schema than this
+/// pygrate knows are refused: their rows could mean something else now.
 pub fn read_state(backend: &mut dyn Backend) -> Result<State, Error> {
-    let rows = backend.read_state().map_err(|e| Error::db("reading the state table", e))?;
+    let reading = |e| Error::db("reading the state table", e);
+    let version = backend.schema_version().map_err(reading)?;
+    crate::backend::state_sql::check_schema_version(version.as_deref()).map_err(reading)?;
+    let rows = backend.read_state().map_err(reading)?;
     Ok(State::from_rows(rows.unwrap_or_default()))
 }
 

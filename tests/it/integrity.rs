@@ -90,7 +90,22 @@ fn check_reports_every_kind_of_problem(db: &TestDb) {
     assert_eq!(codes(&json), ["failed"]);
 }
 
-crate::on_every_engine!(drift_is_phase_aware_and_ignores_normalised_whitespace, check_reports_every_kind_of_problem);
+/// State tables of a newer schema may mean something this pygrate does not
+/// know: every command that reads them refuses, the read-only ones too.
+fn a_newer_state_schema_is_refused_by_every_command(db: &TestDb) {
+    let p = Sandbox::fixture("portable");
+    p.run(db, &["ff"]).ok();
+    db.execute("UPDATE pygrate_meta SET meta_value = '99' WHERE meta_key = 'schema_version'");
+    for command in [&["status"][..], &["check"], &["ff"], &["plan"], &["-n", "baseline", "r1"]] {
+        p.run(db, command).code(1).stderr_has("schema version 99, newer than this pygrate understands");
+    }
+}
+
+crate::on_every_engine!(
+    drift_is_phase_aware_and_ignores_normalised_whitespace,
+    check_reports_every_kind_of_problem,
+    a_newer_state_schema_is_refused_by_every_command,
+);
 
 #[test]
 fn check_offline_needs_no_database() {
