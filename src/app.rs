@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
 use crate::config::Config;
 use crate::dialect::Dialect;
 use crate::error::{Error, FileError};
-use crate::executor::{lock, prepare, settled_state, Event, Executor, Prepared};
+use crate::executor::{lock, prepare, read_checked_state, settled_state, Event, Executor, Prepared};
 use crate::integrity;
 use crate::lint;
 use crate::parser::{parse, Migration};
@@ -88,6 +88,9 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
         }
         Command::Sum => {
             let (project, migrations) = load(root, None, &out)?;
+            if cli.dry_run {
+                return preview_sum(&project, &migrations, &out);
+            }
             let path = integrity::write_sum(&project, &migrations)?;
             out.line(&format!("wrote {}", project.display(&path).display()));
             Ok(0)
@@ -221,8 +224,8 @@ impl Workspace {
     /// says (up to `lock_wait`, naming the holder) and reads under it,
     /// retried like a section; the lock is taken again to run.
     fn read_state_to_plan(&self, backend: &mut dyn Backend, dry_run: bool, out: &Output) -> Result<State, Error> {
-        match backend.read_state() {
-            Ok(rows) => Ok(State::from_rows(rows.unwrap_or_default())),
+        match read_checked_state(backend) {
+            Ok(state) => Ok(state),
             Err(error) if error.lock_timeout && !dry_run => {
                 let mut guard = lock(backend, self.config.lock_wait)?;
                 self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))
@@ -314,70 +317,67 @@ impl Workspace {
 
     /// `rehash TARGET`: accept the current text of drifted applied sections.
     pub fn rehash(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
-        let mut backend = self.connect(!dry_run)?;
-        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let target = Target::resolve(target, lanes.ids())?;
-        let mut rows = Vec::new();
-        let mut log = Vec::new();
-        for entry in lanes.entries.iter().filter(|e| target.contains(&e.id)) {
-            let Some(m) = entry.migration else { continue };
-            for phase in Phase::ALL {
-                let Some(row) = entry.state(phase).filter(|r| r.status == Status::Applied) else { continue };
-                let (checksum, rollback_checksum) = current_checksums(m, phase);
-                let changes = [
-                    (phase.name().to_string(), row.checksum.clone(), Some(checksum.clone())),
-                    (format!("rollback_{phase}"), row.rollback_checksum.clone(), rollback_checksum.clone()),
-                ];
-                let changed: Vec<_> = changes.into_iter().filter(|(_, old, new)| old != new).collect();
-                if changed.is_empty() {
-                    continue;
+        let plan = |lanes: &Lanes<'_>| -> Result<Option<(Vec<PhaseState>, Vec<LogEntry>)>, Error> {
+            let target = Target::resolve(target, lanes.ids())?;
+            let mut rows = Vec::new();
+            let mut log = Vec::new();
+            for entry in lanes.entries.iter().filter(|e| target.contains(&e.id)) {
+                let Some(m) = entry.migration else { continue };
+                for phase in Phase::ALL {
+                    let Some(row) = entry.state(phase).filter(|r| r.status == Status::Applied) else { continue };
+                    let (checksum, rollback_checksum) = current_checksums(m, phase);
+                    let changes = [
+                        (phase.name().to_string(), row.checksum.clone(), Some(checksum.clone())),
+                        (format!("rollback_{phase}"), row.rollback_checksum.clone(), rollback_checksum.clone()),
+                    ];
+                    let changed: Vec<_> = changes.into_iter().filter(|(_, old, new)| old != new).collect();
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    for (section, old, new) in changed {
+                        out.line(&format!(
+                            "{}rehash {} {section}: {} → {}",
+                            would(dry_run),
+                            entry.id,
+                            old.as_deref().unwrap_or("none"),
+                            new.as_deref().unwrap_or("none")
+                        ));
+                        log.push(LogEntry {
+                            at: now_utc(),
+                            by: self.actor.by(),
+                            operation: "rehash".to_string(),
+                            release: entry.id.release.clone(),
+                            version: entry.id.version.clone(),
+                            phase: phase.name().to_string(),
+                            outcome: "ok".to_string(),
+                            checksum: new,
+                            old_checksum: old,
+                            duration_ms: 0,
+                            detail: Some(format!("accepted the current text of section `{section}`")),
+                        });
+                    }
+                    rows.push(PhaseState { checksum: Some(checksum), rollback_checksum, ..row.clone() });
                 }
-                for (section, old, new) in changed {
-                    out.line(&format!(
-                        "{}rehash {} {section}: {} → {}",
-                        if dry_run { "would " } else { "" },
-                        entry.id,
-                        old.as_deref().unwrap_or("none"),
-                        new.as_deref().unwrap_or("none")
-                    ));
-                    log.push(LogEntry {
-                        at: now_utc(),
-                        by: self.actor.by(),
-                        operation: "rehash".to_string(),
-                        release: entry.id.release.clone(),
-                        version: entry.id.version.clone(),
-                        phase: phase.name().to_string(),
-                        outcome: "ok".to_string(),
-                        checksum: new,
-                        old_checksum: old,
-                        duration_ms: 0,
-                        detail: Some(format!("accepted the current text of section `{section}`")),
-                    });
-                }
-                rows.push(PhaseState { checksum: Some(checksum), rollback_checksum, ..row.clone() });
             }
-        }
-        if rows.is_empty() {
-            out.line(&format!("nothing to rehash: no applied section of {target} has drifted"));
-            return Ok(0);
-        }
-        if dry_run {
-            return Ok(0);
-        }
-        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
-            b.begin()?;
-            for row in &rows {
-                b.save_phase(row)?;
+            if rows.is_empty() {
+                out.line(&format!("nothing to rehash: no applied section of {target} has drifted"));
+                return Ok(None);
             }
-            for entry in &log {
-                b.append_log(entry)?;
-            }
-            b.commit()
+            Ok(Some((rows, log)))
         };
-        write(&mut *guard).map_err(|e| Error::db("writing the new checksums", e))?;
-        Ok(0)
+        let write = |b: &mut dyn Backend, (rows, log): (Vec<PhaseState>, Vec<LogEntry>)| {
+            let written = b.begin().and_then(|()| {
+                for row in &rows {
+                    b.save_phase(row)?;
+                }
+                for entry in &log {
+                    b.append_log(entry)?;
+                }
+                b.commit()
+            });
+            written.map_err(|e| Error::db("writing the new checksums", e))
+        };
+        self.change(dry_run, false, out, plan, write)
     }
 
     /// `resolve TARGET PHASE --as applied|pending`.
@@ -389,153 +389,197 @@ impl Workspace {
         dry_run: bool,
         out: &Output,
     ) -> Result<u8, Error> {
-        let mut backend = self.connect(!dry_run)?;
-        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let id = version_target(target, &lanes)?;
-        let current = lanes.entry(&id).and_then(|e| e.state(phase));
-        let Some(row) = current.filter(|r| r.status.is_unsettled()) else {
-            let now = current.map_or("pending", |r| r.status.as_str());
-            return Err(Error::Refused(format!(
-                "{phase} of {id} is {now}, not running or failed: there is nothing to resolve"
-            )));
-        };
-        let settled = match (resolution, row.rolling_back) {
-            (Resolution::Applied, _) => Some(Status::Applied),
-            (Resolution::Pending, true) => Some(Status::RolledBack),
-            (Resolution::Pending, false) => None,
-        };
-        let what = format!("{phase} of {id}: {} → {}", row.status, settled.map_or("pending", Status::as_str));
-        if dry_run {
-            out.line(&format!("would resolve {what}"));
-            return Ok(0);
-        }
-        let migration = lanes.entry(&id).and_then(|e| e.migration);
-        let entry = LogEntry {
-            at: now_utc(),
-            by: self.actor.by(),
-            operation: "resolve".to_string(),
-            release: id.release.clone(),
-            version: id.version.clone(),
-            phase: phase.name().to_string(),
-            outcome: settled.map_or("pending", Status::as_str).to_string(),
-            checksum: row.checksum.clone(),
-            old_checksum: None,
-            duration_ms: 0,
-            detail: Some(format!(
-                "was {} after {} statement(s){}",
-                row.status,
-                row.statements_done,
-                row.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-            )),
-        };
-        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
-            b.begin()?;
-            match settled {
-                Some(status) => {
-                    let (checksum, rollback_checksum) = match migration {
-                        Some(m) => {
-                            let (c, r) = current_checksums(m, phase);
-                            (Some(c), r)
-                        }
-                        None => (row.checksum.clone(), row.rollback_checksum.clone()),
-                    };
-                    b.save_phase(&PhaseState {
-                        status,
-                        checksum,
-                        rollback_checksum,
-                        rolling_back: false,
-                        statements_done: 0,
-                        done_checksum: None,
-                        at: now_utc(),
-                        by: self.actor.by(),
-                        error: None,
-                        ..row.clone()
-                    })?
-                }
-                None => b.delete_phase(&id, phase)?,
+        let plan = |lanes: &Lanes<'_>| -> Result<Option<Resolved>, Error> {
+            let id = version_target(target, lanes)?;
+            let current = lanes.entry(&id).and_then(|e| e.state(phase));
+            let Some(row) = current.filter(|r| r.status.is_unsettled()) else {
+                let now = current.map_or("pending", |r| r.status.as_str());
+                return Err(Error::Refused(format!(
+                    "{phase} of {id} is {now}, not running or failed: there is nothing to resolve"
+                )));
+            };
+            let settled = match (resolution, row.rolling_back) {
+                (Resolution::Applied, _) => Some(Status::Applied),
+                (Resolution::Pending, true) => Some(Status::RolledBack),
+                (Resolution::Pending, false) => None,
+            };
+            let what = format!("{phase} of {id}: {} → {}", row.status, settled.map_or("pending", Status::as_str));
+            if dry_run {
+                out.line(&format!("would resolve {what}"));
             }
-            b.append_log(&entry)?;
-            b.commit()
+            let log = LogEntry {
+                at: now_utc(),
+                by: self.actor.by(),
+                operation: "resolve".to_string(),
+                release: id.release.clone(),
+                version: id.version.clone(),
+                phase: phase.name().to_string(),
+                outcome: settled.map_or("pending", Status::as_str).to_string(),
+                checksum: row.checksum.clone(),
+                old_checksum: None,
+                duration_ms: 0,
+                detail: Some(format!(
+                    "was {} after {} statement(s){}",
+                    row.status,
+                    row.statements_done,
+                    row.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+            };
+            let settled_row = settled.map(|status| {
+                let (checksum, rollback_checksum) = match lanes.entry(&id).and_then(|e| e.migration) {
+                    Some(m) => {
+                        let (c, r) = current_checksums(m, phase);
+                        (Some(c), r)
+                    }
+                    None => (row.checksum.clone(), row.rollback_checksum.clone()),
+                };
+                PhaseState {
+                    status,
+                    checksum,
+                    rollback_checksum,
+                    rolling_back: false,
+                    statements_done: 0,
+                    done_checksum: None,
+                    at: now_utc(),
+                    by: self.actor.by(),
+                    error: None,
+                    ..row.clone()
+                }
+            });
+            Ok(Some(Resolved { id, settled_row, log, what }))
         };
-        write(&mut *guard).map_err(|e| Error::db(format!("resolving {phase} of {id}"), e))?;
-        out.line(&format!("resolved {what}"));
-        Ok(0)
+        let write = |b: &mut dyn Backend, resolved: Resolved| {
+            let written = b.begin().and_then(|()| {
+                match &resolved.settled_row {
+                    Some(row) => b.save_phase(row)?,
+                    None => b.delete_phase(&resolved.id, phase)?,
+                }
+                b.append_log(&resolved.log)?;
+                b.commit()
+            });
+            written.map_err(|e| Error::db(format!("resolving {phase} of {}", resolved.id), e))?;
+            out.line(&format!("resolved {}", resolved.what));
+            Ok(())
+        };
+        self.change(dry_run, false, out, plan, write)
     }
 
     /// `baseline TARGET`: every phase of every version up to TARGET is marked
     /// applied, in one transaction, running no SQL.
     pub fn baseline(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+        let plan = |lanes: &Lanes<'_>| -> Result<Option<Vec<PhaseState>>, Error> {
+            let target = Target::resolve(target, lanes.ids())?;
+            let Some(end) = lanes.entries.iter().rposition(|e| target.contains(&e.id)) else {
+                return Err(Error::Usage(format!("no version matches `{target}`")));
+            };
+            let mut rows = Vec::new();
+            for entry in &lanes.entries[..=end] {
+                for phase in Phase::ALL {
+                    let state = entry.state(phase);
+                    if let Some(s) = state.filter(|s| s.status.is_unsettled()) {
+                        return Err(Error::Refused(format!(
+                            "{phase} of {} is {}; settle it first: pygrate resolve {} {phase} --as applied|pending",
+                            entry.id, s.status, entry.id
+                        )));
+                    }
+                    match state.map(|s| s.status) {
+                        Some(Status::Applied) => continue,
+                        // The state says its SQL was undone; recording it
+                        // applied would make the state lie.
+                        Some(Status::RolledBack) => {
+                            return Err(Error::Refused(format!(
+                                "{phase} of {} was rolled back, so baseline cannot mark it applied; \
+                                 run it again instead: pygrate {phase} {}",
+                                entry.id, entry.id
+                            )))
+                        }
+                        _ => {}
+                    }
+                    let Some(m) = entry.migration else { continue };
+                    rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));
+                }
+            }
+            for row in &rows {
+                out.line(&format!("{}baseline {} {}", would(dry_run), row.phase, row.id));
+            }
+            if rows.is_empty() {
+                out.line("nothing to do: every phase up to there is applied");
+                return Ok(None);
+            }
+            Ok(Some(rows))
+        };
+        let write = |b: &mut dyn Backend, rows: Vec<PhaseState>| {
+            let written = b.begin().and_then(|()| {
+                for row in &rows {
+                    b.save_phase(row)?;
+                    b.append_log(&LogEntry {
+                        at: row.at.clone(),
+                        by: row.by.clone(),
+                        operation: "baseline".to_string(),
+                        release: row.id.release.clone(),
+                        version: row.id.version.clone(),
+                        phase: row.phase.name().to_string(),
+                        outcome: "ok".to_string(),
+                        checksum: row.checksum.clone(),
+                        old_checksum: None,
+                        duration_ms: 0,
+                        detail: None,
+                    })?;
+                }
+                b.commit()
+            });
+            written.map_err(|e| Error::db("writing the baseline", e))
+        };
+        self.change(dry_run, true, out, plan, write)
+    }
+
+    /// Runs a command that changes state directly (no SQL of the project's):
+    /// `plan` reads the state, prints what will change (or, on a dry run,
+    /// what would) and returns the change, None when there is none; `write`
+    /// makes it. A dry run stops after planning and takes no lock: `-n`
+    /// changes nothing, and leaves no lock file behind. Otherwise the lock
+    /// is taken before reading, so the plan is made on the state it changes.
+    fn change<'s, T>(
+        &'s self,
+        dry_run: bool,
+        create_state_tables: bool,
+        out: &Output,
+        plan: impl FnOnce(&Lanes<'s>) -> Result<Option<T>, Error>,
+        write: impl FnOnce(&mut dyn Backend, T) -> Result<(), Error>,
+    ) -> Result<u8, Error> {
         let mut backend = self.connect(!dry_run)?;
+        if dry_run {
+            let state = read_state(backend.as_mut())?;
+            plan(&Lanes::from_state(&self.migrations, state))?;
+            return Ok(0);
+        }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
-        if !dry_run {
+        if create_state_tables {
             self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
         }
         let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
-        let lanes = Lanes::from_state(&self.migrations, state);
-        let target = Target::resolve(target, lanes.ids())?;
-        let Some(end) = lanes.entries.iter().rposition(|e| target.contains(&e.id)) else {
-            return Err(Error::Usage(format!("no version matches `{target}`")));
-        };
-        let mut rows = Vec::new();
-        for entry in &lanes.entries[..=end] {
-            for phase in Phase::ALL {
-                let state = entry.state(phase);
-                if let Some(s) = state.filter(|s| s.status.is_unsettled()) {
-                    return Err(Error::Refused(format!(
-                        "{phase} of {} is {}; settle it first: pygrate resolve {} {phase} --as applied|pending",
-                        entry.id, s.status, entry.id
-                    )));
-                }
-                match state.map(|s| s.status) {
-                    Some(Status::Applied) => continue,
-                    // The state says its SQL was undone; recording it applied
-                    // would make the state lie.
-                    Some(Status::RolledBack) => {
-                        return Err(Error::Refused(format!(
-                            "{phase} of {} was rolled back, so baseline cannot mark it applied; \
-                             run it again instead: pygrate {phase} {}",
-                            entry.id, entry.id
-                        )))
-                    }
-                    _ => {}
-                }
-                let Some(m) = entry.migration else { continue };
-                rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));
-            }
+        if let Some(change) = plan(&Lanes::from_state(&self.migrations, state))? {
+            write(&mut *guard, change)?;
         }
-        for row in &rows {
-            out.line(&format!("{}baseline {} {}", if dry_run { "would " } else { "" }, row.phase, row.id));
-        }
-        if dry_run || rows.is_empty() {
-            if rows.is_empty() {
-                out.line("nothing to do: every phase up to there is applied");
-            }
-            return Ok(0);
-        }
-        let write = |b: &mut dyn Backend| -> Result<(), crate::error::DbError> {
-            b.begin()?;
-            for row in &rows {
-                b.save_phase(row)?;
-                b.append_log(&LogEntry {
-                    at: row.at.clone(),
-                    by: row.by.clone(),
-                    operation: "baseline".to_string(),
-                    release: row.id.release.clone(),
-                    version: row.id.version.clone(),
-                    phase: row.phase.name().to_string(),
-                    outcome: "ok".to_string(),
-                    checksum: row.checksum.clone(),
-                    old_checksum: None,
-                    duration_ms: 0,
-                    detail: None,
-                })?;
-            }
-            b.commit()
-        };
-        write(&mut *guard).map_err(|e| Error::db("writing the baseline", e))?;
         Ok(0)
+    }
+}
+
+/// What `resolve` writes: the settled row (None: the row goes, the phase is
+/// pending again), its log entry, and how to say it.
+struct Resolved {
+    id: VersionId,
+    settled_row: Option<PhaseState>,
+    log: LogEntry,
+    what: String,
+}
+
+/// The prefix of a line saying what a dry run would do.
+fn would(dry_run: bool) -> &'static str {
+    if dry_run {
+        "would "
+    } else {
+        ""
     }
 }
 
@@ -547,14 +591,9 @@ fn version_target(target: &str, lanes: &Lanes<'_>) -> Result<VersionId, Error> {
     }
 }
 
-/// Reads every state row once. State tables of a newer schema than this
-/// pygrate knows are refused: their rows could mean something else now.
+/// Reads every state row once (see `read_checked_state`).
 pub fn read_state(backend: &mut dyn Backend) -> Result<State, Error> {
-    let reading = |e| Error::db("reading the state table", e);
-    let version = backend.schema_version().map_err(reading)?;
-    crate::backend::state_sql::check_schema_version(version.as_deref()).map_err(reading)?;
-    let rows = backend.read_state().map_err(reading)?;
-    Ok(State::from_rows(rows.unwrap_or_default()))
+    read_checked_state(backend).map_err(|e| Error::db("reading the state table", e))
 }
 
 /// Discovers and parses every version file; all format errors at once. With
@@ -653,6 +692,22 @@ refused: lint found {} error(s) in the files that would run; fix them, silence a
             errors.len()
         )))
     }
+}
+
+/// `-n sum`: what `pygrate sum` would change in `releases/pygrate.sum`;
+/// writes nothing.
+fn preview_sum(project: &Project, migrations: &[Migration], out: &Output) -> Result<u8, Error> {
+    let shown = project.display(&integrity::sum_path(project));
+    let current = fs::read(integrity::sum_path(project)).ok();
+    if current.as_deref() == Some(integrity::sum_text(migrations).as_bytes()) {
+        out.line(&format!("{} is up to date: nothing to write", shown.display()));
+        return Ok(0);
+    }
+    out.line(&format!("would write {}", shown.display()));
+    for problem in integrity::check_sum(project, migrations)? {
+        out.line(&format!("  {}", problem.change()));
+    }
+    Ok(0)
 }
 
 /// `lint [TARGET] [--dialect D]`: exit 1 on error-level findings.

@@ -62,6 +62,14 @@ pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, 
     }
 }
 
+/// Every state row. State tables of a newer schema than this pygrate knows
+/// are refused: their rows could mean something else now.
+pub fn read_checked_state(backend: &mut dyn Backend) -> Result<State, DbError> {
+    let version = backend.schema_version()?;
+    crate::backend::state_sql::check_schema_version(version.as_deref())?;
+    Ok(State::from_rows(backend.read_state()?.unwrap_or_default()))
+}
+
 /// What a lock timeout interrupted and is retried.
 #[derive(Debug, Clone, Copy)]
 pub enum Retried<'e> {
@@ -209,8 +217,7 @@ impl Executor<'_, '_> {
     /// Reads every state row, retried like a section when a write in progress
     /// (SQLite: the application's) keeps the table locked.
     pub fn read_state(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<State, Error> {
-        let rows = self.retried("reading the state table", |backend| backend.read_state(), on_event)?;
-        Ok(State::from_rows(rows.unwrap_or_default()))
+        self.retried("reading the state table", read_checked_state, on_event)
     }
 
     fn retried<T>(

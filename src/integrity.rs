@@ -100,6 +100,17 @@ impl SumProblem {
         }
     }
 
+    /// What `pygrate sum` does about it, for `-n sum`.
+    pub fn change(&self) -> String {
+        match self {
+            SumProblem::Missing => "a new file".to_string(),
+            SumProblem::Changed { id, section, .. } => format!("{id} {section}: changed"),
+            SumProblem::Unrecorded { id, section } => format!("{id} {section}: added"),
+            SumProblem::Removed { id, section } => format!("{id} {section}: removed"),
+            SumProblem::Corrupt { line, reason } => format!("line {line} rewritten: {reason}"),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let (id, section) = match self {
             SumProblem::Changed { id, section, .. }

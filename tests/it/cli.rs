@@ -168,15 +168,21 @@ fn baseline_refuses_to_mark_a_rolled_back_phase_applied() {
     assert_eq!(applied, 0);
 }
 
+/// Read-only runs, dry runs and runs with nothing to do leave no file: no
+/// database, no lock file beside it, no `pygrate.sum`.
 #[test]
-fn commands_with_nothing_to_do_create_no_database_file() {
+fn commands_with_nothing_to_do_and_dry_runs_create_no_file() {
     let p = Sandbox::fixture("portable");
     let url = sqlite_url(p.path());
+    let before = crate::lanes::tree_bytes(p.path());
     p.run_with(Some(&url), &["rollback_add", "r1"]).ok().stdout_has("nothing to do");
     p.run_with(Some(&url), &["-n", "rollback_add", "r1"]).ok();
     p.run_with(Some(&url), &["-n", "ff"]).ok();
     p.run_with(Some(&url), &["status"]).ok();
-    assert!(!p.path().join("db.sqlite").exists(), "a read-only or empty run must not create the database");
+    p.run_with(Some(&url), &["-n", "baseline", "r1"]).ok().stdout_has("would baseline add r1/v001-journal");
+    p.run_with(Some(&url), &["-n", "rehash", "r1"]).ok().stdout_has("nothing to rehash");
+    p.run_with(Some(&url), &["-n", "sum"]).ok().stdout_has("would write ").stdout_has("  a new file");
+    assert_eq!(crate::lanes::tree_bytes(p.path()), before, "no database, lock file or sum file");
 }
 
 /// A section that manages its own transaction runs when it says so.

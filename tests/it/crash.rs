@@ -152,6 +152,9 @@ fn a_held_lock_makes_others_wait_then_names_the_holder(db: &TestDb) {
         .stderr_has(" since ");
     assert!(started.elapsed() < Duration::from_secs(10), "lock_wait is 1s");
     assert!(!db.table_exists("applied_log"), "nothing ran");
+    // A dry run changes nothing, so it needs no lock and does not wait.
+    p.run_with(None, &["-n", "baseline", "r1"]).ok().stdout_has("would baseline add r1/v000-journal");
+    p.run_with(None, &["-n", "rehash", "r1"]).ok().stdout_has("nothing to rehash");
     holder.unlock().unwrap();
     p.run_with(None, &["ff"]).ok();
     assert_eq!(journal(db).len(), 6);

@@ -149,6 +149,25 @@ fn check_offline_needs_no_database() {
 }
 
 #[test]
+fn dry_run_sum_shows_what_would_change_and_writes_nothing() {
+    let p = Sandbox::fixture("portable");
+    p.run_with(None, &["sum"]).ok();
+    p.run_with(None, &["-n", "sum"]).ok().stdout_has("releases/pygrate.sum is up to date: nothing to write");
+    let recorded = p.read("releases/pygrate.sum");
+    let v2 = p.read("releases/r1/v002-people.sql");
+    p.write("releases/r1/v002-people.sql", &v2.replace("'Ada; Lovelace'", "'Ada Lovelace'"));
+    p.write("releases/r2/v002-new.sql", "-- @add\nSELECT 1;\n");
+    p.remove("releases/r2/v001-orders.sql");
+    let run = p.run_with(None, &["-n", "sum"]);
+    run.ok()
+        .stdout_has("would write ")
+        .stdout_has("  r1/v002-people add: changed")
+        .stdout_has("  r2/v002-new add: added")
+        .stdout_has("  r2/v001-orders drop: removed");
+    assert_eq!(p.read("releases/pygrate.sum"), recorded, "-n writes nothing");
+}
+
+#[test]
 fn sum_is_deterministic_and_ignores_line_endings() {
     let p = Sandbox::fixture("portable");
     p.run_with(None, &["sum"]).ok();
