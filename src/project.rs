@@ -63,12 +63,21 @@ pub struct Project {
 pub const RELEASES_DIR: &str = "releases";
 
 impl Project {
-    /// Lists releases and versions. A missing `releases/` is an empty project.
+    /// Lists releases and versions. A missing `releases/` is an error: it is
+    /// far more likely a mistyped `-p` than a project with nothing in it, and
+    /// treating it as empty would make `ff` and `check` report success.
     pub fn discover(root: &Path) -> Result<Project, Error> {
         let mut project = Project { root: root.to_path_buf(), ..Default::default() };
         let releases_dir = root.join(RELEASES_DIR);
         if !releases_dir.is_dir() {
-            return Ok(project);
+            let problem = if releases_dir.exists() {
+                format!("{} is not a directory", releases_dir.display())
+            } else {
+                format!("no {RELEASES_DIR}/ directory in {}", root.display())
+            };
+            return Err(Error::Usage(format!(
+                "{problem}; give the project root with -p DIR, or create the first version with `pygrate new RELEASE NAME`"
+            )));
         }
         let mut errors = Vec::new();
         let mut releases = Vec::new();

@@ -289,6 +289,32 @@ fn targets_resolve_or_explain() {
     p.run_with(Some(&url), &["add", "v001-journal"]).ok().stdout_has("nothing to do");
 }
 
+/// A mistyped `-p` must not look like a project with nothing to do.
+#[test]
+fn a_project_without_a_releases_directory_is_an_error() {
+    let p = Sandbox::empty();
+    let url = sqlite_url(p.path());
+    let commands = [
+        &["ff"][..],
+        &["-n", "ff"],
+        &["status"],
+        &["check"],
+        &["check", "--offline"],
+        &["plan"],
+        &["sum"],
+        &["lint"],
+        &["baseline", "r1"],
+    ];
+    for command in commands {
+        p.run_with(Some(&url), command).code(2).stderr_has("no releases/ directory in ");
+    }
+    p.write("releases", "not a directory");
+    for command in commands {
+        p.run_with(Some(&url), command).code(2).stderr_has("releases is not a directory");
+    }
+    assert!(!p.path().join("db.sqlite").exists(), "nothing ran");
+}
+
 #[test]
 fn new_creates_the_next_version_with_every_marker() {
     let p = Sandbox::empty();
