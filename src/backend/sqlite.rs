@@ -237,7 +237,7 @@ fn is_missing_table(e: &rusqlite::Error) -> bool {
 fn db_error(e: rusqlite::Error) -> DbError {
     match &e {
         rusqlite::Error::SqliteFailure(failure, message) => DbError {
-            code: Some(format!("{:?}", failure.code)),
+            code: Some(result_code(failure.extended_code)),
             message: message.clone().unwrap_or_else(|| e.to_string()),
             lock_timeout: matches!(
                 failure.code,
@@ -246,5 +246,77 @@ fn db_error(e: rusqlite::Error) -> DbError {
             ..Default::default()
         },
         _ => DbError::new(e.to_string()),
+    }
+}
+
+/// SQLite's name for the result code of a failure (`SQLITE_ERROR`), with the
+/// extended code's number when it says more (`SQLITE_CONSTRAINT (2067)`, a
+/// UNIQUE violation): what SQLite's documentation and forums go by.
+fn result_code(extended: std::os::raw::c_int) -> String {
+    let primary = extended & 0xff;
+    macro_rules! named {
+        ($($name:ident),*) => {
+            match primary {
+                $(rusqlite::ffi::$name => Some(stringify!($name)),)*
+                _ => None,
+            }
+        };
+    }
+    let name = named!(
+        SQLITE_ERROR,
+        SQLITE_INTERNAL,
+        SQLITE_PERM,
+        SQLITE_ABORT,
+        SQLITE_BUSY,
+        SQLITE_LOCKED,
+        SQLITE_NOMEM,
+        SQLITE_READONLY,
+        SQLITE_INTERRUPT,
+        SQLITE_IOERR,
+        SQLITE_CORRUPT,
+        SQLITE_NOTFOUND,
+        SQLITE_FULL,
+        SQLITE_CANTOPEN,
+        SQLITE_PROTOCOL,
+        SQLITE_EMPTY,
+        SQLITE_SCHEMA,
+        SQLITE_TOOBIG,
+        SQLITE_CONSTRAINT,
+        SQLITE_MISMATCH,
+        SQLITE_MISUSE,
+        SQLITE_NOLFS,
+        SQLITE_AUTH,
+        SQLITE_FORMAT,
+        SQLITE_RANGE,
+        SQLITE_NOTADB,
+        SQLITE_NOTICE,
+        SQLITE_WARNING
+    );
+    match name {
+        Some(name) if extended == primary => name.to_string(),
+        Some(name) => format!("{name} ({extended})"),
+        None => extended.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(sql: &str) -> DbError {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER UNIQUE); INSERT INTO t VALUES (1);").unwrap();
+        db_error(conn.execute_batch(sql).unwrap_err())
+    }
+
+    #[test]
+    fn failures_show_sqlite_result_codes() {
+        assert_eq!(failure("SELECT * FROM nope").to_string(), "[SQLITE_ERROR] no such table: nope");
+        assert_eq!(
+            failure("INSERT INTO t VALUES (1)").to_string(),
+            "[SQLITE_CONSTRAINT (2067)] UNIQUE constraint failed: t.a"
+        );
+        assert_eq!(result_code(5), "SQLITE_BUSY");
+        assert_eq!(result_code(4242), "4242");
     }
 }

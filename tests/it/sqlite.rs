@@ -68,7 +68,9 @@ fn a_failing_section_in_a_shared_commit_fails_alone() {
         "-- @add\nCREATE TABLE t_20 (id INTEGER);\n\nINSERT INTO no_such_table VALUES (1);\n",
     );
     let run = p.run(&db, &["ff", "--through", "add"]);
-    run.code(1).stderr_has("releases/r1/v020-work.sql:4: add r1/v020-work failed").stderr_has("no_such_table");
+    run.code(1).stderr_has(
+        "releases/r1/v020-work.sql:4: add r1/v020-work failed: [SQLITE_ERROR] no such table: no_such_table",
+    );
     // Everything before it committed; nothing of it did; progress was shown
     // for exactly what committed.
     assert_eq!(applied(&db).len(), 20, "{:?}", state(&db));
