@@ -120,10 +120,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn current() -> Actor {
-        let user = ["USER", "LOGNAME", "USERNAME"]
+        let user = ["USER", "LOGNAME"]
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".to_string());
+            .unwrap_or_else(account_name);
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
@@ -142,6 +142,39 @@ impl Actor {
     pub fn holder(&self) -> String {
         format!("{}@{} pid {} since {}", self.user, self.host, self.pid, now_utc())
     }
+}
+
+/// The account of the real user id, for when the environment names none
+/// (cron, containers, `env -i`): its name from the user database, else
+/// `uid N`.
+#[cfg(unix)]
+fn account_name() -> String {
+    // SAFETY: getuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    let mut buffer = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: every pointer is to a live local of the right type, and
+        // `buffer.len()` is the size of the buffer given.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let status = unsafe { libc::getpwuid_r(uid, &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+        if status == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        let name = (status == 0 && !found.is_null() && !entry.pw_name.is_null())
+            // SAFETY: on success pw_name points to a NUL-terminated string
+            // inside `buffer`, which outlives this use.
+            .then(|| unsafe { std::ffi::CStr::from_ptr(entry.pw_name) }.to_string_lossy().into_owned())
+            .filter(|name| !name.is_empty());
+        return name.unwrap_or_else(|| format!("uid {uid}"));
+    }
+}
+
+/// Windows names its user in `%USERNAME%`.
+#[cfg(not(unix))]
+fn account_name() -> String {
+    std::env::var("USERNAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (sorts as text, same on every database).

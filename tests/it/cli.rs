@@ -455,5 +455,28 @@ fn config_values_of_the_wrong_type_are_never_shown() {
     ] {
         p.write("conf.d/dev.yaml", &yaml);
         refused_unshown(&p.run_with(None, &["status"]), &["S3cret"]).stderr_has(message);
+/// With neither $USER nor $LOGNAME (cron, containers), the state, the log
+/// and the lock still name the account that ran pygrate.
+#[test]
+fn the_account_is_recorded_without_user_variables() {
+    let id = std::process::Command::new("id").arg("-un").output().unwrap();
+    let account = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let p = Sandbox::fixture("portable");
+    let url = sqlite_url(p.path());
+    let out = p
+        .command(Some(&url), &["ff", "--through", "add"])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("USERNAME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    let by = |sql: &str| -> String { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let by_state = by("SELECT DISTINCT applied_by FROM pygrate_state");
+    let by_log = by("SELECT DISTINCT run_by FROM pygrate_log");
+    let holder = std::fs::read_to_string(p.path().join("db.sqlite.pygrate.lock")).unwrap();
+    for recorded in [&by_state, &by_log, &holder] {
+        assert!(recorded.starts_with(&format!("{account}@")), "{recorded:?} does not name {account}");
     }
 }
