@@ -686,8 +686,8 @@ fn lint_gate(prepared: &[Prepared<'_>], lanes: &Lanes<'_>, dialect: Dialect) -> 
         Ok(())
     } else {
         Err(Error::Unsafe(format!(
-            "{}
-refused: lint found {} error(s) in the files that would run; fix them, silence a reviewed one with              `-- pygrate:allow RULE`, or pass --allow-unsafe",
+            "{}\nrefused: lint found {} error(s) in the files that would run; fix them, silence a reviewed one with \
+             `-- pygrate:allow RULE`, or pass --allow-unsafe",
             errors.join("\n"),
             errors.len()
         )))

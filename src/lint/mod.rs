@@ -356,7 +356,10 @@ fn statement_rules(
             &CONCURRENTLY_IN_TRANSACTION,
             *line,
             format!("{what} cannot run inside a transaction, and `@{kind}` runs in one"),
-            &format!("mark the section `-- @{kind} no-transaction`, or move the statement to a version of its own whose section is"),
+            &format!(
+                "mark the section `-- @{kind} no-transaction`, or, to keep the rest of `@{kind}` in its transaction, \
+                 move the statement to a version of its own whose `@{kind}` is `no-transaction`"
+            ),
         ),
         Fact::Drop { object, names, line } => {
             let what = format!("DROP {} `{}`", object.sql(), names.join("`, `"));

@@ -255,3 +255,35 @@ fn every_finding_names_a_rule_with_its_level() {
         assert!(!f.message.contains('\n') && !f.fix.contains('\n'), "{f}");
     }
 }
+
+#[test]
+fn messages_and_fixes_have_no_stray_spaces() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lint");
+    let files = fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| fs::read_dir(d.path()).into_iter().flatten().flatten());
+    for file in files.map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "sql")) {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        for dialect in DIALECTS {
+            for f in lint_migration(&migration(&text), dialect) {
+                assert!(!f.message.contains("  ") && !f.fix.contains("  "), "{}: {f}", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrently_in_a_transaction_says_the_whole_fix() {
+    let text = "-- @add\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- @rollback_add\nDROP INDEX i;\n";
+    let findings = lint_migration(&migration(text), Dialect::Postgres);
+    let f = findings.iter().find(|f| f.rule == "concurrently-in-transaction");
+    assert_eq!(
+        f.map(|f| f.fix.as_str()),
+        Some(
+            "mark the section `-- @add no-transaction`, or, to keep the rest of `@add` in its transaction, \
+             move the statement to a version of its own whose `@add` is `no-transaction`"
+        )
+    );
+}

@@ -82,10 +82,10 @@ fn unsafe_sql_is_refused_before_anything_runs() {
     );
     let url = sqlite(&p);
     for command in [&["ff"][..], &["add"], &["-n", "ff"]] {
-        p.run_with(Some(&url), command)
-            .code(2)
-            .stderr_has("v002-bad.sql:2: error[drop-in-add]")
-            .stderr_has("--allow-unsafe");
+        p.run_with(Some(&url), command).code(2).stderr_has("v002-bad.sql:2: error[drop-in-add]").stderr_has(
+            "refused: lint found 1 error(s) in the files that would run; fix them, silence a reviewed one with \
+                 `-- pygrate:allow RULE`, or pass --allow-unsafe",
+        );
     }
     assert!(!p.path().join("db.sqlite").exists(), "nothing ran, not even v001");
     // A reviewed statement can be silenced in place…
