@@ -820,15 +820,15 @@ fn print_event(out: &Output, event: &Event<'_>) {
             println!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100))
         }
         Event::Retry { of, attempt, pause, error } => eprintln!(
-            "warning: {of}: could not get a lock in time ({error}); retry {attempt} in {:.1}s",
-            pause.as_secs_f32()
+            "warning: {of}: could not get a lock in time ({error}); retry {attempt} in {}",
+            crate::text::duration(*pause)
         ),
         Event::Done { step, statements, elapsed } => out.line(&format!(
-            "{:<16} {}  ok ({statements} statement{}, {} ms)",
+            "{:<16} {}  ok ({statements} statement{}, {})",
             step.action.command(),
             step.id(),
             if *statements == 1 { "" } else { "s" },
-            elapsed.as_millis()
+            crate::text::duration(*elapsed)
         )),
         _ => {}
     }

@@ -105,8 +105,10 @@ pub enum Error {
     /// Lint found error-level problems in files that would run; nothing ran.
     #[error("{0}")]
     Unsafe(String),
-    #[error("could not get the migration lock within {}s: held by {holder}", .waited.as_secs_f32())]
-    LockTimeout { waited: Duration, holder: String },
+    /// `lock_wait` is the configured wait, which the message names so that
+    /// it is clear what to raise.
+    #[error("could not get the migration lock within {} (`lock_wait`): held by {holder}", crate::text::duration(*.lock_wait))]
+    LockTimeout { lock_wait: Duration, holder: String },
     /// Connecting, or reading/writing the state tables.
     #[error("{context}: {error}")]
     Db { context: String, error: Box<DbError> },

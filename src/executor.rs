@@ -55,7 +55,7 @@ pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, 
         let waited = started.elapsed();
         if waited >= wait {
             let holder = backend.lock_holder().unwrap_or_else(|e| format!("another pygrate (holder unknown: {e})"));
-            return Err(Error::LockTimeout { waited, holder });
+            return Err(Error::LockTimeout { lock_wait: wait, holder });
         }
         sleep(pause.min(wait.saturating_sub(waited)));
         pause = (pause * 2).min(Duration::from_millis(250));

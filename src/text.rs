@@ -38,9 +38,45 @@ pub fn shorten(sql: &str, max: usize) -> String {
     }
 }
 
+/// A duration as people write it: `250ms`, `1.5s`, `2s`, `1m30s`, `2h`.
+/// Below a second in whole milliseconds, below a minute to a tenth of a
+/// second, above that in whole seconds.
+pub fn duration(d: std::time::Duration) -> String {
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let tenths = (millis + 50) / 100;
+    if tenths < 600 {
+        return match tenths % 10 {
+            0 => format!("{}s", tenths / 10),
+            tenth => format!("{}.{tenth}s", tenths / 10),
+        };
+    }
+    let seconds = (millis + 500) / 1000;
+    let parts = [(seconds / 3600, "h"), (seconds / 60 % 60, "m"), (seconds % 60, "s")];
+    parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let ms = |n| duration(std::time::Duration::from_millis(n));
+        assert_eq!(ms(0), "0ms");
+        assert_eq!(ms(250), "250ms");
+        assert_eq!(ms(999), "999ms");
+        assert_eq!(ms(1000), "1s");
+        assert_eq!(ms(1500), "1.5s");
+        assert_eq!(ms(2000), "2s");
+        assert_eq!(ms(2001), "2s");
+        assert_eq!(ms(59_960), "1m");
+        assert_eq!(ms(90_000), "1m30s");
+        assert_eq!(ms(7_200_000), "2h");
+        assert_eq!(ms(3_605_000), "1h5s");
+    }
 
     #[test]
     fn distances() {

@@ -340,9 +340,9 @@ fn within<T: Send + 'static>(
     });
     let no_answer = || {
         DbError::new(format!(
-            "no answer within {}s: the server accepted the connection but did not complete the handshake \
+            "no answer within {}: the server accepted the connection but did not complete the handshake \
              (if it is only slow, raise `{option}` in the URL)",
-            limit.as_secs_f32()
+            crate::text::duration(limit)
         ))
     };
     match result.recv_timeout(limit) {

@@ -145,8 +145,7 @@ fn a_held_lock_makes_others_wait_then_names_the_holder(db: &TestDb) {
     // SPEC 9: the holder is named by user, host, process id and since when.
     let actor = Actor::current();
     run.code(1)
-        .stderr_has("could not get the migration lock within")
-        .stderr_has("held by")
+        .stderr_has("could not get the migration lock within 1s (`lock_wait`): held by")
         .stderr_has(&format!("{}@{}", actor.user, actor.host))
         .stderr_has(&format!("pid {}", actor.pid))
         .stderr_has(" since ");

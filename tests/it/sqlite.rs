@@ -99,7 +99,7 @@ fn an_application_writer_makes_pygrate_wait_and_retry() {
         let run = p.run_with(None, &["ff"]);
         holder.join().unwrap();
         if succeeds {
-            run.ok().stderr_has("could not get a lock in time").stderr_has("retry 1");
+            run.ok().stderr_has("could not get a lock in time").stderr_has("retry 1 in 250ms");
             assert_eq!(journal(&db).len(), 4 * 3);
         } else {
             run.code(1)
@@ -134,7 +134,7 @@ fn state_tables_are_created_after_an_application_writer_finishes() {
     let holder = application_writer(&db, Duration::from_millis(1200), "IMMEDIATE");
     let run = p.run_with(None, &["ff"]);
     holder.join().unwrap();
-    run.ok().stderr_has("creating the state tables: could not get a lock in time").stderr_has("retry 1");
+    run.ok().stderr_has("creating the state tables: could not get a lock in time").stderr_has("retry 1 in 250ms");
     assert_eq!(journal(&db).len(), 3 * 3);
     assert!(db.table_exists("app"));
 }
