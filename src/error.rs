@@ -4,23 +4,33 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A problem at a place in a file: shown as `FILE:LINE: message`.
+/// A problem at a place in a file: shown as `FILE:LINE: message`, or as
+/// `PATH: message` when it is about the name of a file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileError {
     pub path: PathBuf,
-    pub line: usize,
+    /// None: the problem is the path itself (a directory has no lines).
+    pub line: Option<usize>,
     pub message: String,
 }
 
 impl FileError {
     pub fn new(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        FileError { path: path.into(), line, message: message.into() }
+        FileError { path: path.into(), line: Some(line), message: message.into() }
+    }
+
+    /// A problem with the path itself, not with a line of what it holds.
+    pub fn of_path(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        FileError { path: path.into(), line: None, message: message.into() }
     }
 }
 
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
     }
 }
 

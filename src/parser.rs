@@ -408,7 +408,7 @@ mod tests {
                     Err(errors) => {
                         prop_assert!(!errors.is_empty());
                         for e in &errors {
-                            prop_assert!(e.line >= 1 && e.line <= lines_in_file, "{e} of {lines_in_file} lines");
+                            prop_assert!(e.line.is_some_and(|l| l >= 1 && l <= lines_in_file), "{e} of {lines_in_file} lines");
                         }
                     }
                     Ok(m) => {

@@ -185,9 +185,8 @@ fn check_natural_ties<'a>(
     for pair in sorted.windows(2) {
         if let [(a, pa), (b, pb)] = pair {
             if natural_cmp(a, b) == Ordering::Equal {
-                errors.push(FileError::new(
+                errors.push(FileError::of_path(
                     project.display(pb),
-                    1,
                     format!(
                         "`{b}` and `{a}` ({}) sort the same in natural order; rename one so the order is unambiguous",
                         project.display(pa).display()

@@ -219,6 +219,23 @@ fn bom_and_crlf_files_run() {
     p.run_with(Some(&sqlite_url(p.path())), &["ff"]).ok().stdout_has("add              r1/v001-x  ok (2 statements");
 }
 
+/// Two names that sort the same are an error naming both paths; a name has
+/// no line, and a directory has none at all.
+#[test]
+fn names_that_sort_the_same_are_named_without_a_line() {
+    let p = Sandbox::empty();
+    p.write("releases/2026.1/v001-a.sql", "-- @add\nSELECT 1;\n");
+    p.write("releases/2026.01/v001-b.sql", "-- @add\nSELECT 1;\n");
+    p.write("releases/2026.01/v01-b.sql", "-- @add\nSELECT 1;\n");
+    let run = p.run_with(Some(&sqlite_url(p.path())), &["status"]);
+    let release = p.path().join("releases/2026.1");
+    let version = p.path().join("releases/2026.01/v01-b.sql");
+    run.code(2)
+        .stderr_has(&format!("{}: `2026.1` and `2026.01` (", release.display()))
+        .stderr_has(&format!("{}: `v01-b` and `v001-b` (", version.display()));
+    assert!(!run.stderr.contains(":1:"), "{}", run.stderr);
+}
+
 #[test]
 fn lookalike_files_and_nested_directories_are_warned_about() {
     let p = Sandbox::empty();
