@@ -258,8 +258,8 @@ pub enum Target {
 impl Target {
     /// Resolves `RELEASE/VERSION`, `RELEASE`, or a bare `VERSION` unique across
     /// releases, against `known` (files and versions known from the state).
-    pub fn resolve<'a>(arg: &str, known: impl Iterator<Item = &'a VersionId> + Clone) -> Result<Target, Error> {
-        let arg = arg.trim_end_matches(".sql").trim_end_matches('/');
+    pub fn resolve<'a>(typed: &str, known: impl Iterator<Item = &'a VersionId> + Clone) -> Result<Target, Error> {
+        let arg = typed.trim_end_matches(".sql").trim_end_matches('/');
         let (release, version) = match arg.split_once('/') {
             Some((r, v)) => (Some(r), v),
             None if known.clone().any(|k| k.release == arg) => return Ok(Target::Release(arg.to_string())),
@@ -278,10 +278,10 @@ impl Target {
         }
         match matches.as_slice() {
             [one] => Ok(Target::Version((*one).clone())),
-            [] if release.is_some() => Err(Error::Usage(format!("no version `{arg}`{}", suggest(arg, known)))),
-            [] => Err(Error::Usage(format!("no release or version `{arg}`{}", suggest(arg, known)))),
+            [] if release.is_some() => Err(Error::Usage(format!("no version `{typed}`{}", suggest(arg, known)))),
+            [] => Err(Error::Usage(format!("no release or version `{typed}`{}", suggest(arg, known)))),
             many => Err(Error::Usage(format!(
-                "`{arg}` is ambiguous: it names {}; give RELEASE/VERSION",
+                "`{typed}` is ambiguous: it names {}; give RELEASE/VERSION",
                 many.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
             ))),
         }
@@ -348,5 +348,10 @@ mod tests {
         assert!(err.contains("ambiguous") && err.contains("r1/v001") && err.contains("r2/v001"), "{err}");
         let err = Target::resolve("r1/v003", ids.iter()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("did you mean"), "{err}");
+        // Errors show the target as typed, even when trimming leaves nothing.
+        for typed in ["/", "r9/v1.sql", "nope/"] {
+            let err = Target::resolve(typed, ids.iter()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(&format!("`{typed}`")), "{err}");
+        }
     }
 }
