@@ -237,7 +237,9 @@ fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String
     };
     let mut no_transaction = false;
     for option in words {
-        if option == NO_TRANSACTION {
+        if option == NO_TRANSACTION && no_transaction {
+            return Err(format!("option `{option}` twice on `@{name}`; write it once"));
+        } else if option == NO_TRANSACTION {
             no_transaction = true;
         } else {
             let hint = match closest(option, &OPTIONS) {
@@ -332,6 +334,10 @@ mod tests {
         assert_eq!(
             errors("-- @add nontransaction\n"),
             ["r1/v1.sql:1: unknown option `nontransaction` on `@add`; did you mean `no-transaction`?"]
+        );
+        assert_eq!(
+            errors("-- @add\nSELECT 1;\n-- @drop no-transaction  no-transaction\n"),
+            ["r1/v1.sql:3: option `no-transaction` twice on `@drop`; write it once"]
         );
         assert_eq!(
             errors("-- @add\n-- @add\n"),
