@@ -149,6 +149,15 @@ impl Workspace {
                 ))
             })?;
         let location = Location::parse(&url, root)?;
+        if let (Some(schema), Some(source)) = (&config.schema, &config.source) {
+            if location.dialect() != Dialect::Postgres {
+                out.warn(&format!(
+                    "{}: `schema: {schema}` is ignored: `schema` applies only to PostgreSQL, and this connection is {}",
+                    source.display(),
+                    location.dialect()
+                ));
+            }
+        }
         let (project, migrations) = load(root, Some(location.dialect()), out)?;
         Ok(Workspace { project, migrations, config, location, actor: Actor::current() })
     }

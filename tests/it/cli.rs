@@ -292,6 +292,20 @@ fn environments_are_chosen_with_e_and_checked() {
     assert!(env_db.exists());
 }
 
+/// `schema` places the state tables in a PostgreSQL schema; elsewhere it
+/// does nothing, which is said rather than left to surprise.
+#[test]
+fn schema_on_sqlite_or_mysql_is_warned_about() {
+    let p = Sandbox::fixture("portable");
+    p.write("conf.d/dev.yaml", "connection: \"sqlite:///dev.db\"\nschema: ops\n");
+    p.run_with(None, &["status"]).ok().stderr_has(
+        "dev.yaml: `schema: ops` is ignored: `schema` applies only to PostgreSQL, and this connection is sqlite",
+    );
+    p.write("conf.d/dev.yaml", "connection: \"sqlite:///dev.db\"\n");
+    let run = p.run_with(None, &["status"]);
+    assert!(!run.ok().stderr.contains("schema"), "{}", run.stderr);
+}
+
 #[test]
 fn targets_resolve_or_explain() {
     let p = Sandbox::fixture("portable");
