@@ -253,15 +253,25 @@ fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String
     Ok((kind, no_transaction, allow))
 }
 
-/// Rule ids named by a `pygrate:allow` directive in a comment's text.
+/// What follows the `pygrate:allow` directive in a comment's text, if it
+/// holds one. Any case: SQL authors write `-- PYGRATE:ALLOW` as they write
+/// keywords, and a directive ignored for its case would silence nothing
+/// without a word.
+pub fn after_allow_directive(comment: &str) -> Option<&str> {
+    let start = comment.to_ascii_lowercase().find(ALLOW_DIRECTIVE)?;
+    comment.get(start + ALLOW_DIRECTIVE.len()..)
+}
+
+/// Rule ids (lower-cased) named by a `pygrate:allow` directive in a
+/// comment's text.
 pub fn allowed_rules(comment: &str) -> Vec<String> {
-    let Some((_, rest)) = comment.split_once(ALLOW_DIRECTIVE) else {
+    let Some(rest) = after_allow_directive(comment) else {
         return Vec::new();
     };
     rest.split(|c: char| c == ',' || c.is_whitespace())
         .take_while(|w| !w.starts_with("--"))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::dialect::Dialect;
 use crate::lexer::{Lexer, Token, TokenKind};
-use crate::parser::{allowed_rules, ALLOW_DIRECTIVE};
+use crate::parser::{after_allow_directive, allowed_rules};
 use crate::splitter::Statement;
 
 /// One `pygrate:allow` comment.
@@ -91,9 +91,7 @@ impl Comments {
 
 /// The rule ids of a comment holding a directive; `None` when it holds none.
 fn directive_rules(token: &Token<'_>) -> Option<Vec<String>> {
-    if !token.text.contains(ALLOW_DIRECTIVE) {
-        return None;
-    }
+    after_allow_directive(token.text)?;
     // A block comment's closing `*/` is not a rule id.
     let text = match token.kind {
         TokenKind::BlockComment => token.text.strip_suffix("*/").unwrap_or(token.text),

@@ -287,3 +287,11 @@ fn concurrently_in_a_transaction_says_the_whole_fix() {
         )
     );
 }
+
+#[test]
+fn allow_directives_are_read_in_any_case() {
+    let text = "-- @add\n-- PYGRATE:ALLOW DROP-IN-ADD\nDROP TABLE a;\nDROP TABLE b; /* Pygrate:Allow Drop-In-Add */\n\
+                -- @rollback_add -- PYGRATE:allow MISSING-ROLLBACK\n-- @simdrop\n-- PYGRATE:ALLOW NO-SUCH-RULE\nSELECT 1;\n\
+                -- @rollback_simdrop\nSELECT 1;\n";
+    assert_eq!(found(text, Dialect::Sqlite), pairs(&[(7, "unknown-allow")]));
+}
