@@ -502,9 +502,24 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
     let i = skip_words(action, i, &["IF", "NOT", "EXISTS"]);
     let (column, i) = name_at(action, i)?;
     let definition = action.get(i..).unwrap_or_default();
-    let has_value = top_level(definition).any(|t| {
+    let has_value = gives_a_value(definition);
+    let not_null = top_level(definition)
+        .zip(top_level(definition).skip(1))
+        .find(|(a, b)| a.is_word("NOT") && b.is_word("NULL"))
+        .map(|(a, _)| a.line);
+    Some(Fact::AddColumn { table, column, not_null_without_default: not_null.filter(|_| !has_value), line })
+}
+
+/// Whether a column definition gives existing rows a value: a `DEFAULT`
+/// other than `DEFAULT NULL` or `DEFAULT (NULL)` (no value for a `NOT NULL`
+/// column), or a generated, identity, serial or auto-increment value.
+fn gives_a_value(definition: &[Token<'_>]) -> bool {
+    top_level_indexed(definition).any(|(k, t)| {
+        if t.is_word("DEFAULT") {
+            let value = definition.get(k + 1..).unwrap_or_default().iter().find(|v| !v.is_punct('('));
+            return !value.is_some_and(|v| v.is_word("NULL"));
+        }
         t.is_any_word(&[
-            "DEFAULT",
             "GENERATED",
             "AS",
             "IDENTITY",
@@ -517,18 +532,18 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
             "SERIAL4",
             "SERIAL8",
         ])
-    });
-    let not_null = top_level(definition)
-        .zip(top_level(definition).skip(1))
-        .find(|(a, b)| a.is_word("NOT") && b.is_word("NULL"))
-        .map(|(a, _)| a.line);
-    Some(Fact::AddColumn { table, column, not_null_without_default: not_null.filter(|_| !has_value), line })
+    })
 }
 
 /// The tokens outside any parentheses.
 fn top_level<'t, 'a>(tokens: &'t [Token<'a>]) -> impl Iterator<Item = &'t Token<'a>> + Clone {
+    top_level_indexed(tokens).map(|(_, t)| t)
+}
+
+/// The tokens outside any parentheses, with their index in `tokens`.
+fn top_level_indexed<'t, 'a>(tokens: &'t [Token<'a>]) -> impl Iterator<Item = (usize, &'t Token<'a>)> + Clone {
     let mut depth = 0usize;
-    tokens.iter().filter(move |t| {
+    tokens.iter().enumerate().filter(move |(_, t)| {
         if t.is_punct('(') {
             depth += 1;
             false
