@@ -87,6 +87,8 @@ impl Config {
         let mut names: Vec<String> = match fs::read_dir(&dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
+                // A file (or a link to one): a directory named `x.yaml` is no environment.
+                .filter(|e| e.path().is_file())
                 .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
                 .filter(|n| !n.starts_with('.'))
                 .collect(),

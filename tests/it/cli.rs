@@ -257,6 +257,9 @@ fn environments_are_chosen_with_e_and_checked() {
     p.write("conf.d/dev.yaml", "connection: \"sqlite:///dev.db\"\n");
     p.run_with(None, &["ff", "--through", "add"]).ok();
     assert!(p.path().join("dev.db").exists(), "sqlite:/// is relative to the project root, not the cwd");
+    // Only files are environments, not a directory that happens to be named like one.
+    std::fs::create_dir_all(p.path().join("conf.d/old.yaml")).unwrap();
+    p.run_with(None, &["status"]).ok();
     p.write("conf.d/prod.yaml", "connection: \"sqlite:///prod.db\"\n");
     p.run_with(None, &["status"]).code(2).stderr_has("choose one with -e: dev, prod");
     p.run_with(None, &["-e", "staging", "status"])
