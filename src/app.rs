@@ -326,7 +326,7 @@ impl Workspace {
 
     /// `rehash TARGET`: accept the current text of drifted applied sections.
     pub fn rehash(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
-        let plan = |lanes: &Lanes<'_>| -> Result<Option<(Vec<PhaseState>, Vec<LogEntry>)>, Error> {
+        let plan = |lanes: &Lanes<'_>| -> Result<Option<Rehashed>, Error> {
             let target = Target::resolve(target, lanes.ids())?;
             let mut rows = Vec::new();
             let mut log = Vec::new();
@@ -374,7 +374,7 @@ impl Workspace {
             }
             Ok(Some((rows, log)))
         };
-        let write = |b: &mut dyn Backend, (rows, log): (Vec<PhaseState>, Vec<LogEntry>)| {
+        let write = |b: &mut dyn Backend, (rows, log): Rehashed| {
             let written = b.begin().and_then(|()| {
                 for row in &rows {
                     b.save_phase(row)?;
@@ -573,6 +573,10 @@ impl Workspace {
         Ok(0)
     }
 }
+
+/// What `rehash` writes: the rows with their new checksums, and a log entry
+/// per accepted section.
+type Rehashed = (Vec<PhaseState>, Vec<LogEntry>);
 
 /// What `resolve` writes: the settled row (None: the row goes, the phase is
 /// pending again), its log entry, and how to say it.
