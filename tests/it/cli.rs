@@ -489,6 +489,9 @@ fn config_values_of_the_wrong_type_are_never_shown() {
     ] {
         p.write("conf.d/dev.yaml", &yaml);
         refused_unshown(&p.run_with(None, &["status"]), &["S3cret"]).stderr_has(message);
+    }
+}
+
 /// With neither $USER nor $LOGNAME (cron, containers), the state, the log
 /// and the lock still name the account that ran pygrate.
 #[test]
