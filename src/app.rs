@@ -3,6 +3,7 @@
 //! only then (under the migration lock) changes anything.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::backend::{connect, Backend, Location, Settings};
@@ -29,18 +30,32 @@ pub struct Output {
 }
 
 impl Output {
+    /// Writes `text` to stdout as it is. Write errors are ignored: a closed
+    /// pipe (`pygrate ff | head -1`) must not stop a migration halfway, and
+    /// the state tables and the exit code tell the truth anyway.
+    fn write(&self, text: &str) {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+
+    /// A line that `-q` keeps quiet.
     fn line(&self, text: &str) {
         if !self.quiet {
-            println!("{text}");
+            self.show(text);
         }
     }
 
-    fn json(&self, value: &serde_json::Value) {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    /// A line that is the command's result, printed even with `-q`.
+    fn show(&self, text: &str) {
+        self.write(&format!("{text}\n"));
     }
 
+    fn json(&self, value: &serde_json::Value) {
+        self.show(&serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+
+    /// To stderr; as `write`, a closed stream is not an error.
     fn warn(&self, text: &str) {
-        eprintln!("warning: {text}");
+        let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
     }
 }
 
@@ -304,7 +319,7 @@ impl Workspace {
         if out.json {
             out.json(&report::status_json(&lanes, &problems, target.as_ref()));
         } else {
-            print!("{}", report::status_text(&lanes, &problems, target.as_ref()));
+            out.write(&report::status_text(&lanes, &problems, target.as_ref()));
         }
         Ok(0)
     }
@@ -748,7 +763,7 @@ fn run_lint(cli: &Cli, target: Option<&str>, dialect: Option<&str>, out: &Output
         );
     } else {
         for finding in &findings {
-            println!("{finding}");
+            out.show(&finding.to_string());
         }
         out.line(&format!("lint ({dialect}): {errors} error(s), {warnings} warning(s)"));
     }
@@ -792,16 +807,16 @@ fn report_check(
     } else if count == 0 {
         out.line(&format!("check: ok ({versions} versions)"));
     } else {
-        println!("check: {count} problem(s)");
+        out.show(&format!("check: {count} problem(s)"));
         for p in problems {
-            println!("  {}: {}", p.code(), p.message());
+            out.show(&format!("  {}: {}", p.code(), p.message()));
             if let crate::planner::Problem::Drift { stored, current, .. } = p {
-                println!("      stored  {}", stored.as_deref().unwrap_or("none"));
-                println!("      current {}", current.as_deref().unwrap_or("none"));
+                out.show(&format!("      stored  {}", stored.as_deref().unwrap_or("none")));
+                out.show(&format!("      current {}", current.as_deref().unwrap_or("none")));
             }
         }
         for p in sum {
-            println!("  {}: {}", p.code(), p.message());
+            out.show(&format!("  {}: {}", p.code(), p.message()));
         }
     }
     if count == 0 {
@@ -815,7 +830,7 @@ fn print_plan(prepared: &[Prepared<'_>], notes: &[String], out: &Output) {
     if out.json {
         out.json(&report::plan_json(prepared, notes));
     } else {
-        print!("{}", report::plan_text(prepared, notes));
+        out.write(&report::plan_text(prepared, notes));
     }
 }
 
@@ -828,14 +843,14 @@ fn nothing_to_do(notes: &[String], out: &Output) {
 
 fn print_event(out: &Output, event: &Event<'_>) {
     match event {
-        Event::Started { step } if out.verbose => println!("{} {} …", step.action, step.id()),
+        Event::Started { step } if out.verbose => out.show(&format!("{} {} …", step.action, step.id())),
         Event::Statement { statement, .. } if out.verbose => {
-            println!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100))
+            out.show(&format!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100)))
         }
-        Event::Retry { of, attempt, pause, error } => eprintln!(
-            "warning: {of}: could not get a lock in time ({error}); retry {attempt} in {}",
+        Event::Retry { of, attempt, pause, error } => out.warn(&format!(
+            "{of}: could not get a lock in time ({error}); retry {attempt} in {}",
             crate::text::duration(*pause)
-        ),
+        )),
         Event::Done { step, statements, elapsed } => out.line(&format!(
             "{:<16} {}  ok ({statements} statement{}, {})",
             step.action.command(),

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -7,7 +8,8 @@ fn main() -> ExitCode {
     match pygrate::app::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error}");
+            // A closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr().lock(), "error: {error}");
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
         }
     }

@@ -170,6 +170,35 @@ fn baseline_refuses_to_mark_a_rolled_back_phase_applied() {
 
 /// Read-only runs, dry runs and runs with nothing to do leave no file: no
 /// database, no lock file beside it, no `pygrate.sum`.
+/// A closed output pipe (`pygrate ff | head -1`) neither panics nor stops a
+/// migration halfway: every phase is applied and the exit code says so.
+#[test]
+fn a_closed_output_pipe_does_not_stop_a_migration() {
+    let p = Sandbox::empty();
+    for i in 1..=20 {
+        p.write(
+            &format!("releases/r1/v{i:03}-t.sql"),
+            &format!("-- @add no-transaction\nCREATE TABLE t{i} (id INTEGER);\n"),
+        );
+    }
+    let url = sqlite_url(p.path());
+    for args in [&["ff"][..], &["-v", "ff"], &["status"], &["plan", "--format", "json"]] {
+        let mut child = p
+            .command(Some(&url), args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    let applied: i64 =
+        db.query_row("SELECT COUNT(*) FROM pygrate_state WHERE status = 'applied'", [], |r| r.get(0)).unwrap();
+    assert_eq!(applied, 20 * 3);
+}
+
 #[test]
 fn commands_with_nothing_to_do_and_dry_runs_create_no_file() {
     let p = Sandbox::fixture("portable");
