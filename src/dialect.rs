@@ -21,6 +21,12 @@ impl Dialect {
         matches!(self, Dialect::Postgres)
     }
 
+    /// `--` starts a comment only when a space or control char (or the end
+    /// of the text) follows, as in MySQL: there `5--1` is five minus minus one.
+    pub fn dash_comments_need_space(self) -> bool {
+        matches!(self, Dialect::Mysql)
+    }
+
     /// `# …` line comments.
     pub fn hash_comments(self) -> bool {
         matches!(self, Dialect::Mysql)

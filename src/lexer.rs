@@ -154,7 +154,12 @@ impl<'a> Lexer<'a> {
         let dialect = self.dialect;
         Ok(match first {
             b if is_space(b) => (TokenKind::Whitespace, self.skip_while(start, is_space)),
-            b'-' if next == Some(b'-') => (TokenKind::LineComment, self.line_comment_end(start)),
+            b'-' if next == Some(b'-')
+                && (!dialect.dash_comments_need_space()
+                    || self.byte(start + 2).is_none_or(|b| b.is_ascii_whitespace() || b.is_ascii_control())) =>
+            {
+                (TokenKind::LineComment, self.line_comment_end(start))
+            }
             b'#' if dialect.hash_comments() => (TokenKind::LineComment, self.line_comment_end(start)),
             b'/' if next == Some(b'*') => match self.block_comment_end(start) {
                 Some(end) => (TokenKind::BlockComment, end),
@@ -492,6 +497,15 @@ mod tests {
         );
         assert_eq!(code("--", Dialect::Sqlite), vec![(LineComment, "--", 1)]);
         assert_eq!(code("# x\ny", Dialect::Mysql), vec![(LineComment, "# x", 1), (Word, "y", 2)]);
+        // MySQL wants a space or control char after `--`; elsewhere none is needed.
+        assert_eq!(
+            code("5--1", Dialect::Mysql),
+            vec![(Number, "5", 1), (Punct, "-", 1), (Punct, "-", 1), (Number, "1", 1)]
+        );
+        assert_eq!(code("5--1", Dialect::Postgres), vec![(Number, "5", 1), (LineComment, "--1", 1)]);
+        for text in ["-- x", "--\tx", "--\r\nx", "--\nx", "--"] {
+            assert_eq!(code(text, Dialect::Mysql).first().map(|t| t.0), Some(LineComment), "{text:?}");
+        }
         assert_eq!(code("# x", Dialect::Postgres), vec![(Punct, "#", 1), (Word, "x", 1)]);
     }
 

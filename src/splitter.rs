@@ -272,6 +272,18 @@ mod tests {
         assert_eq!(statements.iter().map(|s| s.span.clone()).collect::<Vec<_>>(), vec![0..22, 25..51, 54..62]);
     }
 
+    /// MySQL's `--` comment needs a space after it: `5--1` is arithmetic, and
+    /// the `;` after it ends the statement.
+    #[test]
+    fn mysql_double_dash_without_space_is_code() {
+        let text = "INSERT INTO m VALUES (5--1);\nINSERT INTO n VALUES (7);";
+        assert_eq!(
+            stmts(text, Dialect::Mysql),
+            vec![("INSERT INTO m VALUES (5--1)", 10), ("INSERT INTO n VALUES (7)", 11)]
+        );
+        assert_eq!(stmts(text, Dialect::Postgres).len(), 1, "PostgreSQL reads `--1);` as a comment");
+    }
+
     #[test]
     fn chunks_without_code_are_not_statements() {
         all_dialects("", &[]);
