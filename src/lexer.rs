@@ -120,6 +120,10 @@ impl<'a> Lexer<'a> {
         self.line
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Continues lexing at byte `pos`, keeping line numbers right. The splitter
     /// needs this for custom delimiters, which may start inside a word
     /// (`END$$`) or span several tokens (`//`). A `pos` that is not a char

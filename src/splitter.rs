@@ -79,7 +79,7 @@ impl<'a> Splitter<'a> {
                 // Checked before lexing: a custom delimiter such as `$$` or `--`
                 // would otherwise lex as the start of a literal or comment.
                 if self.text.get(pos..).is_some_and(|rest| rest.starts_with(delimiter)) {
-                    self.finish();
+                    self.finish()?;
                     self.lexer.seek(pos + delimiter.len());
                     continue;
                 }
@@ -101,11 +101,11 @@ impl<'a> Splitter<'a> {
                     self.delimiter_line(&token)?;
                 }
                 _ => match self.delimiter {
-                    Some(delimiter) => self.code_with_delimiter(&token, delimiter),
+                    Some(delimiter) => self.code_with_delimiter(&token, delimiter)?,
                     None => {
                         self.current.block.feed(&token);
                         if token.is_punct(';') && !self.current.block.in_body() {
-                            self.finish();
+                            self.finish()?;
                         } else {
                             self.code(&token, token.end());
                         }
@@ -113,7 +113,7 @@ impl<'a> Splitter<'a> {
                 },
             }
         }
-        self.finish();
+        self.finish()?;
         Ok(self.out)
     }
 
@@ -126,7 +126,7 @@ impl<'a> Splitter<'a> {
     /// With a custom delimiter, the client splits wherever it appears outside
     /// literals and comments, even inside a word (`END$$`), and routine bodies
     /// need no tracking: that is what `DELIMITER` is for.
-    fn code_with_delimiter(&mut self, token: &Token<'a>, delimiter: &str) {
+    fn code_with_delimiter(&mut self, token: &Token<'a>, delimiter: &str) -> Result<(), LexError> {
         // Literals and quoted identifiers protect their contents; a word or
         // number's first char was checked before lexing.
         let searchable = matches!(token.kind, TokenKind::Word | TokenKind::Number);
@@ -139,11 +139,12 @@ impl<'a> Splitter<'a> {
         match found {
             Some(at) => {
                 self.code(token, at);
-                self.finish();
+                self.finish()?;
                 self.lexer.seek(at + delimiter.len());
             }
             None => self.code(token, token.end()),
         }
+        Ok(())
     }
 
     /// Only horizontal whitespace before `token` on its line.
@@ -171,14 +172,42 @@ impl<'a> Splitter<'a> {
         Ok(())
     }
 
-    fn finish(&mut self) {
+    /// Ends the statement being read. `COPY … FROM STDIN` stops the split:
+    /// the rows after it are data for psql's copy protocol, not SQL, and
+    /// lexing them as SQL would report the wrong error at the wrong line.
+    fn finish(&mut self) -> Result<(), LexError> {
         let current = std::mem::take(&mut self.current);
         if let Some((start, line)) = current.start {
             if let Some(sql) = self.text.get(start..current.end) {
+                if uses_copy_protocol(sql, self.lexer.dialect()) {
+                    return Err(LexError {
+                        line,
+                        message: "`COPY … FROM STDIN` / `TO STDOUT` needs psql's copy protocol, which pygrate does \
+                                  not speak: load the rows with INSERT … VALUES, or COPY from a file on the \
+                                  database server"
+                            .to_string(),
+                    });
+                }
                 self.out.push(Statement { sql, line, span: start..current.end });
             }
         }
+        Ok(())
     }
+}
+
+/// `COPY … FROM STDIN` or `COPY … TO STDOUT`: rows travel outside SQL.
+fn uses_copy_protocol(sql: &str, dialect: Dialect) -> bool {
+    let mut words = Lexer::new(sql, 1, dialect).map_while(Result::ok).filter(Token::is_code);
+    if !words.next().is_some_and(|t| t.is_word("COPY")) {
+        return false;
+    }
+    let mut previous: Option<Token<'_>> = None;
+    words.any(|t| {
+        let found = previous
+            .is_some_and(|p| (p.is_word("FROM") && t.is_word("STDIN")) || (p.is_word("TO") && t.is_word("STDOUT")));
+        previous = Some(t);
+        found
+    })
 }
 
 /// Finds routine bodies in which `;` does not end the statement: in a
@@ -270,6 +299,24 @@ mod tests {
         all_dialects(text, &[("CREATE TABLE t (a int)", 10), ("INSERT INTO t\n  VALUES (1)", 12), ("SELECT 1", 13)]);
         let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
         assert_eq!(statements.iter().map(|s| s.span.clone()).collect::<Vec<_>>(), vec![0..22, 25..51, 54..62]);
+    }
+
+    /// The rows after `COPY … FROM STDIN` are psql's data, not SQL: the split
+    /// stops at the COPY with an error naming its line, before lexing them.
+    #[test]
+    fn copy_from_stdin_is_refused_at_its_line() {
+        let text = "CREATE TABLE e (a int, b text);\ncopy e (a, b) FROM stdin;\n1\tit's\n\\.\n";
+        for dialect in DIALECTS {
+            let e = split(text, 10, dialect).err().unwrap_or_else(|| panic!("{dialect:?}: split"));
+            assert_eq!(e.line, 11, "{dialect:?}");
+            assert!(
+                e.message.contains("`COPY … FROM STDIN` / `TO STDOUT` needs psql's copy protocol"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(split("COPY (SELECT 1) TO STDOUT;", 1, Dialect::Postgres).is_err());
+        assert!(split("COPY e FROM '/srv/e.csv';\nSELECT 'stdin';", 1, Dialect::Postgres).is_ok());
     }
 
     /// MySQL's `--` comment needs a space after it: `5--1` is arithmetic, and

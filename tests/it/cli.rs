@@ -130,12 +130,17 @@ fn statement_level_format_errors_stop_every_command() {
         "releases/r1/v002-b.sql",
         "-- @add\nCREATE TABLE b (id INTEGER);\nSELECT 'oops;\n-- @rollback_add\nDROP TABLE b;\n",
     );
+    p.write(
+        "releases/r1/v003-c.sql",
+        "-- @add\nCREATE TABLE c (a INTEGER, b TEXT);\nCOPY c (a, b) FROM stdin;\n1\tit's\n\\.\n",
+    );
     let url = sqlite_url(p.path());
     for args in [&["lint"][..], &["check", "--offline"], &["ff"], &["plan"], &["status"]] {
         p.run_with(Some(&url), args)
             .code(2)
             .stderr_has("releases/r1/v001-a.sql:5: `COMMIT` in a transactional section")
-            .stderr_has("releases/r1/v002-b.sql:3: unterminated string literal");
+            .stderr_has("releases/r1/v002-b.sql:3: unterminated string literal")
+            .stderr_has("releases/r1/v003-c.sql:3: `COPY … FROM STDIN` / `TO STDOUT` needs psql's copy protocol");
     }
     assert!(!p.path().join("db.sqlite").exists(), "nothing connected, nothing ran");
 }
