@@ -189,7 +189,14 @@ impl Mysql {
         let database = probe("SELECT DATABASE()")?;
         Ok(Mysql {
             conn,
-            sql: StateSql::new(Dialect::Mysql, &settings.state_table, None),
+            // Named with its database: a section's `USE other` must not send
+            // pygrate's own writes there.
+            sql: StateSql::new(
+                Dialect::Mysql,
+                &settings.state_table,
+                Some(&database).filter(|d| !d.is_empty()).map(String::as_str),
+                false,
+            ),
             lock_name: lock_name(&database, &settings.state_table),
             locked: false,
             in_transaction: false,

@@ -35,8 +35,8 @@ const ACTIVE_SQL_TRANSACTION: &str = "25001";
 pub struct Postgres {
     client: Client,
     sql: StateSql,
-    /// Computed on first use: the no-op path never locks, so never pays for it.
-    lock: Option<AdvisoryKey>,
+    /// The schema that holds the state tables: the configured one, else the
+    /// current one at connect (None if there is none).
     schema: Option<String>,
     state_table: String,
     locked: bool,
@@ -94,24 +94,11 @@ impl Postgres {
         self.in_transaction = false;
         failed
     }
-    /// The advisory lock key. Unqualified state tables live in
-    /// current_schema(); keying the lock on it makes `schema: public` and no
-    /// schema the same lock.
-    fn lock_key(&mut self) -> Result<AdvisoryKey, DbError> {
-        if let Some(key) = self.lock {
-            return Ok(key);
-        }
-        let schema = match &self.schema {
-            Some(schema) => schema.clone(),
-            None => self
-                .client
-                .query_one("SELECT COALESCE(current_schema()::text, '')", &[])
-                .and_then(|row| row.try_get::<_, String>(0))
-                .map_err(db_error)?,
-        };
-        let key = AdvisoryKey::new(&schema, &self.state_table);
-        self.lock = Some(key);
-        Ok(key)
+    /// The advisory lock key, from the schema that holds the state tables:
+    /// `schema: public` and no schema (current_schema() is public) are the
+    /// same lock.
+    fn lock_key(&self) -> AdvisoryKey {
+        AdvisoryKey::new(self.schema.as_deref().unwrap_or_default(), &self.state_table)
     }
     pub fn connect(url: &str, settings: &Settings) -> Result<Postgres, Error> {
         let mut config = Config::from_str(url)
@@ -150,7 +137,7 @@ impl Postgres {
         // As libpq: connect_timeout bounds each host's whole connection attempt.
         let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
         let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);
-        let client = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
+        let mut client = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
             SslMode::Disable => config.connect(NoTls),
             // Like libpq's `prefer` and `require`: encrypt, but verify neither
             // the certificate chain nor the host name (libpq only verifies
@@ -159,11 +146,20 @@ impl Postgres {
         })
         .map_err(|e| Error::db(context.clone(), e))?
         .map_err(fail)?;
+        // Without a configured schema the state tables live in the current
+        // one; naming it in every statement keeps a section's `SET
+        // search_path` from sending pygrate's own writes elsewhere.
+        let schema = match &settings.schema {
+            Some(schema) => Some(schema.clone()),
+            None => client
+                .query_one("SELECT current_schema()::text", &[])
+                .and_then(|row| row.try_get::<_, Option<String>>(0))
+                .map_err(|e| Error::db(context.clone(), db_error(e)))?,
+        };
         Ok(Postgres {
             client,
-            sql: StateSql::new(Dialect::Postgres, &settings.state_table, settings.schema.as_deref()),
-            lock: None,
-            schema: settings.schema.clone(),
+            sql: StateSql::new(Dialect::Postgres, &settings.state_table, schema.as_deref(), settings.schema.is_some()),
+            schema,
             state_table: settings.state_table.clone(),
             locked: false,
             in_transaction: false,
@@ -226,7 +222,7 @@ impl Backend for Postgres {
         if self.locked {
             return Ok(true);
         }
-        let key = self.lock_key()?.key;
+        let key = self.lock_key().key;
         let row = self.client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(db_error)?;
         self.locked = row.try_get(0).map_err(db_error)?;
         Ok(self.locked)
@@ -236,7 +232,7 @@ impl Backend for Postgres {
         if !self.locked {
             return Ok(());
         }
-        let key = self.lock_key()?.key;
+        let key = self.lock_key().key;
         self.client.query_one("SELECT pg_advisory_unlock($1)", &[&key]).map_err(db_error)?;
         self.locked = false;
         Ok(())
@@ -245,7 +241,7 @@ impl Backend for Postgres {
     fn lock_holder(&mut self) -> Result<String, DbError> {
         // A one-bigint advisory lock shows in pg_locks as classid = high half,
         // objid = low half, objsubid = 1; advisory locks are per database.
-        let lock = self.lock_key()?;
+        let lock = self.lock_key();
         let rows = self
             .client
             .query(

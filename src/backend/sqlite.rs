@@ -50,7 +50,7 @@ impl Sqlite {
         });
         Ok(Sqlite {
             conn,
-            sql: StateSql::new(Dialect::Sqlite, &settings.state_table, None),
+            sql: StateSql::new(Dialect::Sqlite, &settings.state_table, None, false),
             lock_path,
             lock_file: None,
             holder: settings.actor.holder(),

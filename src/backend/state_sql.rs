@@ -37,13 +37,17 @@ pub const STATE_INT_COLUMNS: usize = 3;
 pub const LOG_TEXT_COLUMNS: usize = 10;
 
 impl StateSql {
-    pub fn new(dialect: Dialect, prefix: &str, schema: Option<&str>) -> StateSql {
+    /// `schema`: the PostgreSQL schema or MySQL database that holds the
+    /// tables, named in every statement so that a section's `SET
+    /// search_path` or `USE` cannot send pygrate's own writes elsewhere;
+    /// `create_schema`: create it if missing (a configured `schema`).
+    pub fn new(dialect: Dialect, prefix: &str, schema: Option<&str>, create_schema: bool) -> StateSql {
         let quote = |name: &str| match dialect {
-            Dialect::Mysql => format!("`{name}`"),
-            _ => format!("\"{name}\""),
+            Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
+            _ => format!("\"{}\"", name.replace('"', "\"\"")),
         };
         let table = |suffix: &str| match schema {
-            Some(schema) if dialect == Dialect::Postgres => {
+            Some(schema) if dialect != Dialect::Sqlite => {
                 format!("{}.{}", quote(schema), quote(&format!("{prefix}_{suffix}")))
             }
             _ => quote(&format!("{prefix}_{suffix}")),
@@ -64,7 +68,7 @@ impl StateSql {
             ),
         };
         let mut create = Vec::new();
-        if let (Some(schema), Dialect::Postgres) = (schema, dialect) {
+        if let (Some(schema), Dialect::Postgres, true) = (schema, dialect, create_schema) {
             create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
         }
         create.push(format!(
@@ -330,14 +334,18 @@ mod tests {
 
     #[test]
     fn names_and_placeholders_per_dialect() {
-        let pg = StateSql::new(Dialect::Postgres, "deploy", Some("ops"));
+        let pg = StateSql::new(Dialect::Postgres, "deploy", Some("ops"), true);
         assert_eq!(pg.state_table, "\"ops\".\"deploy_state\"");
         assert!(pg.upsert_state.contains("$13") && pg.upsert_state.contains("ON CONFLICT"));
         assert!(pg.create[0].starts_with("CREATE SCHEMA IF NOT EXISTS \"ops\""));
-        let my = StateSql::new(Dialect::Mysql, "pygrate", Some("ignored"));
-        assert_eq!(my.log_table, "`pygrate_log`");
+        let current = StateSql::new(Dialect::Postgres, "deploy", Some("we\"ird"), false);
+        assert_eq!(current.state_table, "\"we\"\"ird\".\"deploy_state\"");
+        assert!(current.create[0].starts_with("CREATE TABLE"), "the current schema exists already");
+        let my = StateSql::new(Dialect::Mysql, "pygrate", Some("app`db"), false);
+        assert_eq!(my.log_table, "`app``db`.`pygrate_log`");
         assert!(my.upsert_state.contains("ON DUPLICATE KEY UPDATE") && !my.upsert_state.contains('$'));
-        let lite = StateSql::new(Dialect::Sqlite, "pygrate", None);
+        assert_eq!(StateSql::new(Dialect::Mysql, "pygrate", None, false).log_table, "`pygrate_log`");
+        let lite = StateSql::new(Dialect::Sqlite, "pygrate", None, false);
         assert_eq!(lite.upsert_state.matches('?').count(), 13);
         assert_eq!(lite.insert_log.matches('?').count(), 11);
     }

@@ -169,6 +169,35 @@ fn an_idle_connection_sends_keepalives_within_a_minute(db: &TestDb) {
     }
 }
 
+/// A section may move the session elsewhere (`SET search_path`, `USE`, as
+/// pg_dump output does): pygrate's own state writes still reach its tables,
+/// atomic sections and statement-by-statement ones alike.
+fn a_section_that_moves_the_session_still_records_its_state(db: &TestDb) {
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let elsewhere = format!("{database}_elsewhere");
+    let moves = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => format!("CREATE SCHEMA {elsewhere};\nSET search_path TO {elsewhere};"),
+        Engine::Mysql => format!("CREATE DATABASE {elsewhere};\nUSE {elsewhere};"),
+    };
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-away.sql", &format!("-- @add\n{moves}\nCREATE TABLE moved (id INTEGER);\n"));
+    // The session stays moved for the next section, run statement by statement.
+    p.write("releases/r1/v002-away.sql", "-- @add no-transaction\nCREATE TABLE also_moved (id INTEGER);\n");
+    let run = p.run(db, &["ff"]);
+    if db.engine == Engine::Mysql {
+        db.execute(&format!("DROP DATABASE IF EXISTS {elsewhere}"));
+    }
+    run.ok();
+    let mut expected: Vec<String> = ["add", "drop", "simdrop"]
+        .iter()
+        .flat_map(|phase| ["v001-away", "v002-away"].map(|version| format!("r1/{version} {phase} applied")))
+        .collect();
+    expected.sort();
+    assert_eq!(state(db), expected);
+    p.run(db, &["ff"]).ok().stdout_has("nothing to do");
+}
+
 /// The port of a test server's URL (`scheme://user@host:port/db`).
 fn server_port(url: &str) -> u16 {
     let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
@@ -203,6 +232,7 @@ fn keepalive_timer(pid: u32, port: u16) -> Option<u64> {
 }
 
 crate::on_every_engine!(
+    a_section_that_moves_the_session_still_records_its_state,
     an_idle_connection_sends_keepalives_within_a_minute,
     an_error_without_position_still_names_its_statement,
     lock_timeout_fails_fast_and_applies_nothing,
