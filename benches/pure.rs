@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
-use pygrate::app::{load, Output};
+use pygrate::app::{load, Output, Statements};
 use pygrate::checksum::section_checksum;
 use pygrate::dialect::Dialect;
 use pygrate::executor::settled_state;
@@ -327,7 +327,7 @@ fn write_project(n: usize) -> PathBuf {
 fn bench_discover_load(c: &mut Criterion) {
     let root = write_project(VERSIONS);
     let out = Output { quiet: true, verbose: false, json: false };
-    match load(&root, Some(Dialect::Sqlite), &out) {
+    match load(&root, Statements::In(Dialect::Sqlite), &out) {
         Ok((project, migrations)) => {
             assert_eq!(project.files.len(), VERSIONS);
             assert_eq!(migrations.len(), VERSIONS);
@@ -342,7 +342,7 @@ fn bench_discover_load(c: &mut Criterion) {
         b.iter(|| black_box(Project::discover(black_box(&root)).map(|p| p.files.len()).ok()))
     });
     group.bench_function("load/10000", |b| {
-        b.iter(|| black_box(load(black_box(&root), Some(Dialect::Sqlite), &out).map(|(_, m)| m.len()).ok()))
+        b.iter(|| black_box(load(black_box(&root), Statements::In(Dialect::Sqlite), &out).map(|(_, m)| m.len()).ok()))
     });
     group.finish();
 }

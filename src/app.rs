@@ -102,7 +102,7 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
             ws.baseline(target, cli.dry_run, &out)
         }
         Command::Sum => {
-            let (project, migrations) = load(root, None, &out)?;
+            let (project, migrations) = load(root, Statements::Unchecked, &out)?;
             if cli.dry_run {
                 return preview_sum(&project, &migrations, &out);
             }
@@ -113,7 +113,8 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
         Command::Check { offline: true } => {
             // Files only: no database is needed, and the config is read only
             // for the connection's dialect, which decides how SQL splits.
-            let (project, migrations) = load(root, known_dialect(cli), &out)?;
+            let statements = known_dialect(cli).map_or(Statements::InEveryDialect, Statements::In);
+            let (project, migrations) = load(root, statements, &out)?;
             let sum = integrity::check_sum(&project, &migrations)?;
             report_check(&[], &sum, migrations.len(), &out)
         }
@@ -173,7 +174,7 @@ impl Workspace {
                 ));
             }
         }
-        let (project, migrations) = load(root, Some(location.dialect()), out)?;
+        let (project, migrations) = load(root, Statements::In(location.dialect()), out)?;
         Ok(Workspace { project, migrations, config, location, actor: Actor::current() })
     }
 
@@ -624,11 +625,22 @@ pub fn read_state(backend: &mut dyn Backend) -> Result<State, Error> {
     read_checked_state(backend).map_err(|e| Error::db("reading the state table", e))
 }
 
-/// Discovers and parses every version file; all format errors at once. With
-/// a dialect, every section is also split into statements, so that what
-/// only splitting shows (an unterminated literal, a COMMIT in a transactional
-/// section) is caught before anything runs, in any section.
-pub fn load(root: &Path, dialect: Option<Dialect>, out: &Output) -> Result<(Project, Vec<Migration>), Error> {
+/// Which format errors `load` looks for beyond the markers: what only
+/// splitting a section into statements shows (an unterminated literal, a
+/// COMMIT in a transactional section), in every section.
+#[derive(Debug, Clone, Copy)]
+pub enum Statements {
+    /// Markers only (`sum`, which records checksums).
+    Unchecked,
+    /// Split in the connection's dialect.
+    In(Dialect),
+    /// The dialect is unknown: only what is an error in every dialect.
+    InEveryDialect,
+}
+
+/// Discovers and parses every version file; all format errors at once,
+/// before anything connects or runs.
+pub fn load(root: &Path, statements: Statements, out: &Output) -> Result<(Project, Vec<Migration>), Error> {
     let project = Project::discover(root)?;
     for warning in &project.warnings {
         out.warn(warning);
@@ -639,7 +651,7 @@ pub fn load(root: &Path, dialect: Option<Dialect>, out: &Output) -> Result<(Proj
     let chunk = project.files.len().div_ceil(threads).max(256);
     let parsed: Vec<Result<Vec<Parsed>, Error>> = std::thread::scope(|scope| {
         let workers: Vec<_> =
-            project.files.chunks(chunk).map(|files| scope.spawn(move || parse_files(files, dialect))).collect();
+            project.files.chunks(chunk).map(|files| scope.spawn(move || parse_files(files, statements))).collect();
         workers
             .into_iter()
             .map(|w| {
@@ -667,23 +679,21 @@ pub fn load(root: &Path, dialect: Option<Dialect>, out: &Output) -> Result<(Proj
 /// One file's outcome: the migration, or its format errors.
 type Parsed = Result<Migration, Vec<FileError>>;
 
-fn parse_files(files: &[crate::project::VersionFile], dialect: Option<Dialect>) -> Result<Vec<Parsed>, Error> {
+fn parse_files(files: &[crate::project::VersionFile], statements: Statements) -> Result<Vec<Parsed>, Error> {
     files
         .iter()
         .map(|file| {
             let bytes = fs::read(&file.path).map_err(|source| Error::Io { path: file.path.clone(), source })?;
-            let parsed = parse(file.id.clone(), &file.path, &bytes);
-            Ok(match (parsed, dialect) {
-                (Ok(migration), Some(dialect)) => {
-                    let errors = migration.statement_errors(dialect);
-                    if errors.is_empty() {
-                        Ok(migration)
-                    } else {
-                        Err(errors)
-                    }
-                }
-                (parsed, _) => parsed,
-            })
+            let migration = match parse(file.id.clone(), &file.path, &bytes) {
+                Ok(migration) => migration,
+                Err(errors) => return Ok(Err(errors)),
+            };
+            let errors = match statements {
+                Statements::Unchecked => Vec::new(),
+                Statements::In(dialect) => migration.statement_errors(dialect),
+                Statements::InEveryDialect => migration.statement_errors_in_every_dialect(),
+            };
+            Ok(if errors.is_empty() { Ok(migration) } else { Err(errors) })
         })
         .collect()
 }
@@ -746,7 +756,7 @@ fn run_lint(cli: &Cli, target: Option<&str>, dialect: Option<&str>, out: &Output
             .ok_or_else(|| Error::Usage(format!("unknown dialect `{name}`; use sqlite, postgres or mysql")))?,
         None => known_dialect(cli).unwrap_or(Dialect::Postgres),
     };
-    let (_, migrations) = load(root, Some(dialect), out)?;
+    let (_, migrations) = load(root, Statements::In(dialect), out)?;
     let ids: Vec<VersionId> = migrations.iter().map(|m| m.id.clone()).collect();
     let target = target.map(|t| Target::resolve(t, ids.iter())).transpose()?;
     let findings: Vec<lint::Finding> = migrations

@@ -96,6 +96,18 @@ impl Migration {
         self.sections().filter_map(|section| section.statements(&self.path, dialect).err()).flatten().collect()
     }
 
+    /// The statement-level format errors that are errors in every dialect
+    /// (an unterminated literal, a COMMIT in a transactional section), for
+    /// when the project's dialect is unknown.
+    pub fn statement_errors_in_every_dialect(&self) -> Vec<FileError> {
+        let lines = |dialect| -> Vec<Option<usize>> { self.statement_errors(dialect).iter().map(|e| e.line).collect() };
+        let (sqlite, mysql) = (lines(Dialect::Sqlite), lines(Dialect::Mysql));
+        self.statement_errors(Dialect::Postgres)
+            .into_iter()
+            .filter(|e| sqlite.contains(&e.line) && mysql.contains(&e.line))
+            .collect()
+    }
+
     pub fn sections(&self) -> impl Iterator<Item = &Section> {
         self.sections.iter().flatten()
     }
@@ -278,7 +290,20 @@ pub fn allowed_rules(comment: &str) -> Vec<String> {
 /// Line of the first token that is not a comment. `#` lines count as comments
 /// too: the file's dialect is not known here and MySQL users write them.
 fn first_code_line(preamble: &str) -> Option<usize> {
-    for token in Lexer::new(preamble, 1, Dialect::Mysql) {
+    // Every `--` line is a comment here, whatever the dialect: MySQL's rule
+    // that `--` needs a space after it must not turn a `-----` banner into
+    // SQL. MySQL's lexer still accepts `#` lines; line numbers are kept.
+    let dashes_blanked: String = preamble
+        .split_inclusive('\n')
+        .map(|line| {
+            if line.trim_start().starts_with("--") {
+                &line[line.trim_end_matches(['\n', '\r']).len()..]
+            } else {
+                line
+            }
+        })
+        .collect();
+    for token in Lexer::new(&dashes_blanked, 1, Dialect::Mysql) {
         match token {
             Ok(t)
                 if t.kind == TokenKind::Whitespace
@@ -369,6 +394,15 @@ mod tests {
             parse(VersionId::new("r", "v"), Path::new("v.sql"), b"-- @add\nSELECT '\xff';\n").err().unwrap_or_default();
         assert_eq!(e.len(), 1);
         assert!(e[0].to_string().starts_with("v.sql:2: file is not valid UTF-8"), "{e:?}");
+    }
+
+    /// Before the first marker every `--` line is a comment, banners too
+    /// (MySQL's lexer reads `-----` as code), and so are MySQL's `#` lines.
+    #[test]
+    fn the_preamble_takes_any_dash_or_hash_comment() {
+        assert!(parse_str("------ header ------\n  --x\n# note\n/* c */\n-- @add\nSELECT 1;\n").is_ok());
+        let e = errors("-- fine\n\nSELECT 1;\n-- @add\n");
+        assert!(e[0].starts_with("r1/v1.sql:3: SQL before the first marker"), "{e:?}");
     }
 
     #[test]

@@ -153,17 +153,29 @@ impl Mysql {
         };
         builder = builder.tcp_connect_timeout(limit);
         let keepalive = settings.keepalive;
-        if opts.get_tcp_keepalive_time_ms().is_none() {
-            builder =
-                builder.tcp_keepalive_time_ms(Some(u32::try_from(keepalive.idle.as_millis()).unwrap_or(u32::MAX)));
-        }
-        if opts.get_tcp_keepalive_probe_interval_secs().is_none() {
-            builder = builder.tcp_keepalive_probe_interval_secs(Some(
-                u32::try_from(keepalive.interval.as_secs()).unwrap_or(u32::MAX),
-            ));
-        }
-        if opts.get_tcp_keepalive_probe_count().is_none() {
-            builder = builder.tcp_keepalive_probe_count(Some(keepalive.retries));
+        match opts.get_tcp_keepalive_time_ms() {
+            // 0 turns keepalive off (the driver would hand the kernel an idle
+            // time of 0, which it refuses).
+            Some(0) => {
+                builder = builder
+                    .tcp_keepalive_time_ms(None)
+                    .tcp_keepalive_probe_interval_secs(None)
+                    .tcp_keepalive_probe_count(None)
+            }
+            idle => {
+                if idle.is_none() {
+                    builder = builder
+                        .tcp_keepalive_time_ms(Some(u32::try_from(keepalive.idle.as_millis()).unwrap_or(u32::MAX)));
+                }
+                if opts.get_tcp_keepalive_probe_interval_secs().is_none() {
+                    builder = builder.tcp_keepalive_probe_interval_secs(Some(
+                        u32::try_from(keepalive.interval.as_secs()).unwrap_or(u32::MAX),
+                    ));
+                }
+                if opts.get_tcp_keepalive_probe_count().is_none() {
+                    builder = builder.tcp_keepalive_probe_count(Some(keepalive.retries));
+                }
+            }
         }
         // The driver would otherwise switch from the host and port the user
         // named to the server's local socket, where other accounts apply.

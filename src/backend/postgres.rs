@@ -146,15 +146,26 @@ impl Postgres {
         })
         .map_err(|e| Error::db(context.clone(), e))?
         .map_err(fail)?;
-        // Without a configured schema the state tables live in the current
-        // one; naming it in every statement keeps a section's `SET
-        // search_path` from sending pygrate's own writes elsewhere.
+        // Without a configured schema the state tables are where the
+        // search_path finds them (for a first run: the current schema, where
+        // they will be created). Naming that schema in every statement keeps
+        // a section's `SET search_path` from sending pygrate's own writes
+        // elsewhere; finding them, not assuming the current schema, keeps a
+        // later `"$user"` schema from hiding them.
         let schema = match &settings.schema {
             Some(schema) => Some(schema.clone()),
-            None => client
-                .query_one("SELECT current_schema()::text", &[])
-                .and_then(|row| row.try_get::<_, Option<String>>(0))
-                .map_err(|e| Error::db(context.clone(), db_error(e)))?,
+            None => {
+                let table = format!("\"{}_state\"", settings.state_table.replace('"', "\"\""));
+                client
+                    .query_one(
+                        "SELECT COALESCE((SELECT n.nspname::text FROM pg_class c \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)), \
+                         current_schema()::text)",
+                        &[&table],
+                    )
+                    .and_then(|row| row.try_get::<_, Option<String>>(0))
+                    .map_err(|e| Error::db(context.clone(), db_error(e)))?
+            }
         };
         Ok(Postgres {
             client,

@@ -245,6 +245,11 @@ fn db_error(e: rusqlite::Error) -> DbError {
             ),
             ..Default::default()
         },
+        // A syntax error: SQLite's message, without the statement it is in
+        // (the report shows that) and the byte offset.
+        rusqlite::Error::SqlInputError { error, msg, .. } => {
+            DbError { code: Some(result_code(error.extended_code)), message: msg.clone(), ..Default::default() }
+        }
         _ => DbError::new(e.to_string()),
     }
 }
@@ -316,6 +321,7 @@ mod tests {
             failure("INSERT INTO t VALUES (1)").to_string(),
             "[SQLITE_CONSTRAINT (2067)] UNIQUE constraint failed: t.a"
         );
+        assert_eq!(failure("SELEC 1").to_string(), "[SQLITE_ERROR] near \"SELEC\": syntax error");
         assert_eq!(result_code(5), "SQLITE_BUSY");
         assert_eq!(result_code(4242), "4242");
     }

@@ -145,6 +145,21 @@ fn statement_level_format_errors_stop_every_command() {
     assert!(!p.path().join("db.sqlite").exists(), "nothing connected, nothing ran");
 }
 
+/// `check --offline` with no connection to tell the dialect still reports
+/// what is a format error in every dialect, and only that.
+#[test]
+fn check_offline_without_a_dialect_reports_errors_of_every_dialect() {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 'it\\'s MySQL';\n-- @rollback_add\nSELECT 1;\n");
+    p.run_with(None, &["sum"]).ok();
+    p.run_with(None, &["check", "--offline"]).ok();
+    p.write("releases/r1/v002-b.sql", "-- @add\nSELECT 'abc;\n");
+    p.run_with(None, &["sum"]).ok();
+    p.run_with(None, &["check", "--offline"])
+        .code(2)
+        .stderr_has("releases/r1/v002-b.sql:2: unterminated string literal");
+}
+
 /// A timeout no database can hold is a config error, not a panic (SQLite's
 /// busy timeout is an int of milliseconds) nor a failed apply (PostgreSQL).
 #[test]
