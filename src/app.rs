@@ -857,6 +857,14 @@ fn print_event(out: &Output, event: &Event<'_>) {
         Event::Statement { statement, .. } if out.verbose => {
             out.show(&format!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100)))
         }
+        Event::Replayed { step, statement } if out.verbose => {
+            let found = statement.map_or("it did not fail the same way".to_string(), |s| format!("line {}", s.line));
+            out.show(&format!(
+                "  {} {}: ran the section again (rolled back) to find the failing statement: {found}",
+                step.action,
+                step.id()
+            ))
+        }
         Event::Retry { of, attempt, pause, error } => out.warn(&format!(
             "{of}: could not get a lock in time ({error}); retry {attempt} in {}",
             crate::text::duration(*pause)

@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, FailedAt, SectionError, Unlocated};
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
 use crate::parser::Migration;
@@ -87,12 +87,15 @@ impl std::fmt::Display for Retried<'_> {
     }
 }
 
-/// What happened, for whoever prints progress.
+/// What happened, for whoever prints progress. `Replayed`: the step failed
+/// and ran again, rolled back, to find the failing statement: `statement`, or
+/// None when the second run did not tell.
 #[derive(Debug)]
 pub enum Event<'e> {
     Started { step: &'e Step<'e> },
     Statement { step: &'e Step<'e>, statement: &'e Statement<'e> },
     Retry { of: Retried<'e>, attempt: u32, pause: Duration, error: &'e DbError },
+    Replayed { step: &'e Step<'e>, statement: Option<&'e Statement<'e>> },
     Done { step: &'e Step<'e>, statements: usize, elapsed: Duration },
 }
 
@@ -326,7 +329,9 @@ impl Executor<'_, '_> {
         Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error }
     }
 
-    /// The section, its state row and its log row in one transaction.
+    /// The section, its state row and its log row in one transaction. A
+    /// retry runs statement by statement: the first attempt's failure did not
+    /// necessarily say where it happened, and the retry's will.
     fn run_atomic(
         &mut self,
         p: &Prepared<'_>,
@@ -335,38 +340,46 @@ impl Executor<'_, '_> {
     ) -> Result<(), Error> {
         let mut attempt = 0;
         loop {
-            let outcome = self.try_atomic(p, started, on_event);
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err((failed, error)) => {
-                    let _ = self.backend.rollback();
-                    if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
-                        on_event(Event::Retry { of: Retried::Step(&p.step), attempt, pause, error: &error });
-                        sleep(pause);
-                        continue;
-                    }
-                    let aftermath = "the transaction was rolled back: nothing of this section was applied".to_string();
-                    return Err(self.failure(p, failed, error, started, aftermath));
-                }
+            let Err(failed) = self.try_atomic(p, attempt > 0, started, on_event) else {
+                return Ok(());
+            };
+            let _ = self.backend.rollback();
+            if failed.replayed {
+                let statement = match failed.at {
+                    FailedAt::Statement(i) => p.statements.get(i),
+                    _ => None,
+                };
+                on_event(Event::Replayed { step: &p.step, statement });
             }
+            if let Some(pause) = self.pause_before_retry(&mut attempt, &failed.error) {
+                on_event(Event::Retry { of: Retried::Step(&p.step), attempt, pause, error: &failed.error });
+                sleep(pause);
+                continue;
+            }
+            let aftermath = "the transaction was rolled back: nothing of this section was applied".to_string();
+            return Err(self.failure(p, failed.at, *failed.error, started, aftermath));
         }
     }
 
-    /// One attempt; on error, the index of the failing statement (None: the
-    /// state write or commit) and the database's error.
+    /// One attempt, `stepwise` or as the backend likes best.
     fn try_atomic(
         &mut self,
         p: &Prepared<'_>,
+        stepwise: bool,
         started: Instant,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(), (Option<usize>, DbError)> {
+    ) -> Result<(), SectionError> {
         for statement in &p.statements {
             on_event(Event::Statement { step: &p.step, statement });
         }
         let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
-        self.backend.run_atomic(&sqls, &row, &log, Instant::now())
+        if stepwise {
+            self.backend.run_stepwise(&sqls, &row, &log, Instant::now())
+        } else {
+            self.backend.run_atomic(&sqls, &row, &log, Instant::now())
+        }
     }
 
     /// For DDL that commits on its own, and `no-transaction` sections: the
@@ -424,7 +437,7 @@ impl Executor<'_, '_> {
                             ),
                             Err(e) => format!("the phase stays marked running (recording the failure failed too: {e})"),
                         };
-                        return Err(self.failure(p, Some(i), error, started, aftermath));
+                        return Err(self.failure(p, FailedAt::Statement(i), error, started, aftermath));
                     }
                 }
             }
@@ -523,13 +536,16 @@ impl Executor<'_, '_> {
     fn failure(
         &mut self,
         p: &Prepared<'_>,
-        failed: Option<usize>,
+        at: FailedAt,
         error: DbError,
         started: Instant,
         aftermath: String,
     ) -> Error {
         let step = &p.step;
-        let statement = failed.and_then(|i| p.statements.get(i));
+        let statement = match at {
+            FailedAt::Statement(i) => p.statements.get(i),
+            _ => None,
+        };
         let detail = match statement {
             Some(s) => format!("line {}: {error}", s.line),
             None => error.to_string(),
@@ -537,13 +553,33 @@ impl Executor<'_, '_> {
         let log = self.log_entry(step, "failed", started, Some(detail));
         let _ = self.backend.append_log(&log);
         let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
+        let shown = match (statement, at) {
+            (Some(s), _) => shorten(s.sql, 160),
+            (None, FailedAt::Unlocated(why)) => format!("(not determined: {})", unlocated_reason(why)),
+            (None, _) => "(recording the state)".to_string(),
+        };
         Error::Statement(Box::new(StatementFailure {
             path: step.migration.path.clone(),
             line: statement.map_or(section_line, |s| s.line),
             operation: format!("{} {}", step.action, step.id()),
-            statement: statement.map_or_else(|| "(recording the state)".to_string(), |s| shorten(s.sql, 160)),
+            statement: shown,
             error,
             aftermath,
         }))
+    }
+}
+
+/// Why the failing statement of a section is not named, for the user.
+fn unlocated_reason(why: Unlocated) -> &'static str {
+    match why {
+        Unlocated::Waited => {
+            "the database gave no position for this error, and running the section again to find the statement \
+             would wait for the same lock or timeout a second time"
+        }
+        Unlocated::ConnectionLost => "the database gave no position, and the connection failed",
+        Unlocated::DidNotRecur => {
+            "the database gave no position, and the failure did not recur when the section was run again, \
+             statement by statement, in a transaction that was rolled back"
+        }
     }
 }

@@ -27,6 +27,54 @@ pub struct Capabilities {
     pub database_wide_writes: bool,
 }
 
+/// Where a section's transaction failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedAt {
+    /// The statement at this index of the section.
+    Statement(usize),
+    /// pygrate's own work around the statements: beginning the transaction,
+    /// the state and log rows, the commit.
+    Recording,
+    /// The section went to the database as one message and the error gives
+    /// no position to tell which statement failed.
+    Unlocated(Unlocated),
+}
+
+/// Why the failing statement of a section sent as one message is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocated {
+    /// A lock wait, a timeout or a cancel: running the section again to find
+    /// the statement would wait again, in front of the application's traffic.
+    Waited,
+    /// The connection failed: nothing more can be run on it.
+    ConnectionLost,
+    /// Run again statement by statement in a transaction that was rolled back,
+    /// the section did not fail the same way (e.g. the error depended on a
+    /// sequence's value or on what other sessions were doing).
+    DidNotRecur,
+}
+
+/// A section's transaction failed: where, and the database's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionError {
+    pub at: FailedAt,
+    /// Boxed: keeps the `Result` of every section run small.
+    pub error: Box<DbError>,
+    /// The section was run a second time, in a transaction that was rolled
+    /// back, to find where it failed.
+    pub replayed: bool,
+}
+
+impl SectionError {
+    pub fn new(at: FailedAt, error: DbError) -> SectionError {
+        SectionError { at, error: Box::new(error), replayed: false }
+    }
+
+    pub fn recording(error: DbError) -> SectionError {
+        SectionError::new(FailedAt::Recording, error)
+    }
+}
+
 /// How long statements may wait, from the config.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {
@@ -126,19 +174,31 @@ pub trait Backend {
     /// Runs a section's statements, its state row and its log row in one
     /// transaction; the rows record how long the statements took since
     /// `started`. On error the transaction is left for the caller to roll
-    /// back, with the index of the failing statement (None: the state write
-    /// or the commit). Adapters may override it to save round trips.
+    /// back. Adapters may override it to save round trips, at the price of
+    /// knowing less about where a failure happened (see `FailedAt`).
     fn run_atomic(
         &mut self,
         statements: &[&str],
         row: &PhaseState,
         log: &LogEntry,
         started: Instant,
-    ) -> Result<(), (Option<usize>, DbError)> {
-        self.begin().map_err(|e| (None, e))?;
-        self.apply_timeouts(true).map_err(|e| (None, e))?;
+    ) -> Result<(), SectionError> {
+        self.run_stepwise(statements, row, log, started)
+    }
+
+    /// `run_atomic` one statement at a time, so that a failure names its
+    /// statement without anything being run twice. Not overridden.
+    fn run_stepwise(
+        &mut self,
+        statements: &[&str],
+        row: &PhaseState,
+        log: &LogEntry,
+        started: Instant,
+    ) -> Result<(), SectionError> {
+        self.begin().map_err(SectionError::recording)?;
+        self.apply_timeouts(true).map_err(SectionError::recording)?;
         self.run_section(statements, row, log, started)?;
-        self.commit().map_err(|e| (None, e))
+        self.commit().map_err(SectionError::recording)
     }
 
     /// The section's statements, then its state and log rows with how long
@@ -149,14 +209,14 @@ pub trait Backend {
         row: &PhaseState,
         log: &LogEntry,
         started: Instant,
-    ) -> Result<(), (Option<usize>, DbError)> {
+    ) -> Result<(), SectionError> {
         for (i, sql) in statements.iter().enumerate() {
-            self.execute(sql).map_err(|e| (Some(i), e))?;
+            self.execute(sql).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
         }
         let duration_ms = elapsed_ms(started);
         self.save_phase(&PhaseState { duration_ms, ..row.clone() })
             .and_then(|()| self.append_log(&LogEntry { duration_ms, ..log.clone() }))
-            .map_err(|e| (None, e))
+            .map_err(SectionError::recording)
     }
 
     /// Runs a section, its state row and its log row inside the open
@@ -168,13 +228,13 @@ pub trait Backend {
         row: &PhaseState,
         log: &LogEntry,
         started: Instant,
-    ) -> Result<(), (Option<usize>, DbError)> {
-        self.execute("SAVEPOINT pygrate_section").map_err(|e| (None, e))?;
+    ) -> Result<(), SectionError> {
+        self.execute("SAVEPOINT pygrate_section").map_err(SectionError::recording)?;
         let ran = self.run_section(statements, row, log, started);
         if ran.is_err() {
             let _ = self.execute("ROLLBACK TO SAVEPOINT pygrate_section");
         }
-        let released = self.execute("RELEASE SAVEPOINT pygrate_section").map_err(|e| (None, e));
+        let released = self.execute("RELEASE SAVEPOINT pygrate_section").map_err(SectionError::recording);
         ran.and(released)
     }
 

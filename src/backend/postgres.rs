@@ -18,7 +18,7 @@ use postgres::{Client, Config, NoTls, Socket};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
-use super::{scrub_password, Backend, Capabilities, Settings, Timeouts};
+use super::{scrub_password, Backend, Capabilities, FailedAt, SectionError, Settings, Timeouts, Unlocated};
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
@@ -31,6 +31,9 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA_NAME: &str = "3F000";
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const ACTIVE_SQL_TRANSACTION: &str = "25001";
+/// Errors that end a wait: lock_timeout, statement_timeout (or a cancel), a
+/// deadlock found while waiting for a lock.
+const WAITS: [&str; 3] = [LOCK_NOT_AVAILABLE, "57014", "40P01"];
 
 pub struct Postgres {
     client: Client,
@@ -81,19 +84,45 @@ impl Postgres {
         out
     }
 
-    /// Which statement of a failed batch failed, when the error carries no
-    /// position: replays them in a transaction that is always rolled back
-    /// (DDL is transactional here, so the replay leaves nothing behind).
-    fn locate_failure(&mut self, statements: &[&str]) -> Option<usize> {
+    /// Where a section sent as one message failed, when the error carries no
+    /// position. Replays the section statement by statement in a transaction
+    /// that is always rolled back (DDL is transactional here, so the replay
+    /// leaves nothing behind), except after waiting: a lock timeout or a
+    /// statement timeout would be waited out a second time, in front of the
+    /// application's traffic, and a lock timeout is retried by the executor
+    /// anyway, which then runs the section statement by statement.
+    fn locate_failure(&mut self, statements: &[&str], recording: &str, error: DbError) -> SectionError {
+        let code = match error.code.as_deref() {
+            None => return SectionError::new(FailedAt::Unlocated(Unlocated::ConnectionLost), error),
+            Some(code) if WAITS.contains(&code) => {
+                return SectionError::new(FailedAt::Unlocated(Unlocated::Waited), error)
+            }
+            Some(code) => code.to_string(),
+        };
         let _ = self.client.batch_execute("ROLLBACK");
-        let mut failed = None;
+        let mut at = FailedAt::Unlocated(Unlocated::DidNotRecur);
         if self.client.batch_execute(&format!("BEGIN;\n{}", self.timeout_statements("SET LOCAL"))).is_ok() {
-            failed = statements.iter().position(|sql| self.client.batch_execute(sql).is_err());
+            let parts = statements
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| (FailedAt::Statement(i), *sql))
+                .chain([(FailedAt::Recording, recording)]);
+            for (part, sql) in parts {
+                if let Err(e) = self.client.batch_execute(sql) {
+                    // Failing otherwise (a lock the first run did not wait
+                    // for, say) says nothing about where the first run failed.
+                    if e.code().is_some_and(|c| c.code() == code) {
+                        at = part;
+                    }
+                    break;
+                }
+            }
         }
         let _ = self.client.batch_execute("ROLLBACK");
         self.in_transaction = false;
-        failed
+        SectionError { replayed: true, ..SectionError::new(at, error) }
     }
+
     /// The advisory lock key, from the schema that holds the state tables:
     /// `schema: public` and no schema (current_schema() is public) are the
     /// same lock.
@@ -367,7 +396,7 @@ impl Backend for Postgres {
         row: &PhaseState,
         log: &LogEntry,
         _started: Instant,
-    ) -> Result<(), (Option<usize>, DbError)> {
+    ) -> Result<(), SectionError> {
         let mut batch = String::from("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
         // Character ranges of the statements: PostgreSQL reports an error's
@@ -383,30 +412,33 @@ impl Backend for Postgres {
             chars += len + 3;
         }
         let (state, log) = (state_sql::state_params(row), state_sql::log_params(log));
-        batch.push_str(&state_sql::inline(Dialect::Postgres, &timed(&self.sql.upsert_state, state.len()), &state));
-        batch.push_str(";\n");
-        batch.push_str(&state_sql::inline(Dialect::Postgres, &timed(&self.sql.insert_log, log.len()), &log));
-        batch.push_str(";\nCOMMIT");
+        let recording = format!(
+            "{};\n{};\n",
+            state_sql::inline(Dialect::Postgres, &timed(&self.sql.upsert_state, state.len()), &state),
+            state_sql::inline(Dialect::Postgres, &timed(&self.sql.insert_log, log.len()), &log)
+        );
+        batch.push_str(&recording);
+        batch.push_str("COMMIT");
         self.in_transaction = true;
-        match self.client.batch_execute(&batch) {
-            Ok(()) => {
-                self.in_transaction = false;
-                Ok(())
-            }
-            Err(e) => {
-                let position = e.as_db_error().and_then(|d| match d.position() {
-                    Some(ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
-                    _ => None,
-                });
-                let error = db_error(e);
-                // 1-based character position → the statement it falls in.
-                let index = match position {
-                    Some(p) => ranges.iter().position(|r| r.contains(&(p.saturating_sub(1)))),
-                    None => self.locate_failure(statements),
-                };
-                Err((index, error))
-            }
-        }
+        let Err(e) = self.client.batch_execute(&batch) else {
+            self.in_transaction = false;
+            return Ok(());
+        };
+        let position = e.as_db_error().and_then(|d| match d.position() {
+            Some(ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
+            _ => None,
+        });
+        let error = db_error(e);
+        let Some(position) = position else {
+            return Err(self.locate_failure(statements, &recording, error));
+        };
+        // 1-based character position → the statement it falls in; outside
+        // them it is in pygrate's own SQL.
+        let at = ranges
+            .iter()
+            .position(|r| r.contains(&(position.saturating_sub(1))))
+            .map_or(FailedAt::Recording, FailedAt::Statement);
+        Err(SectionError::new(at, error))
     }
 
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {

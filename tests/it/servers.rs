@@ -64,9 +64,10 @@ fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
     let took = started.elapsed();
     stop.send(()).unwrap();
     blocker.join().unwrap();
-    run.code(1).stderr_has("releases/r1/v002-alter.sql:2: add r1/v002-alter failed");
-    let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
-    run.stderr_has(code);
+    // PostgreSQL ran the section as one message and names no statement for a
+    // lock timeout; finding it would wait again (see below).
+    let (line, code) = if db.engine == Engine::Postgres { (1, "[55P03]") } else { (2, "[1205]") };
+    run.code(1).stderr_has(&format!("releases/r1/v002-alter.sql:{line}: add r1/v002-alter failed")).stderr_has(code);
     assert!(took < Duration::from_secs(6), "lock_timeout 1s, took {took:?}");
     assert!(!state(db).iter().any(|r| r.contains("v002-alter add applied")), "{:?}", state(db));
 }
@@ -131,11 +132,92 @@ fn an_error_without_position_still_names_its_statement(db: &TestDb) {
         "releases/r1/v001-dup.sql",
         "-- @add\nCREATE TABLE a (id INTEGER);\n\n-- the same again\nCREATE TABLE a (id INTEGER);\nCREATE TABLE b (id INTEGER);\n",
     );
-    p.run(db, &["ff"]).code(1).stderr_has("releases/r1/v001-dup.sql:5: add r1/v001-dup failed");
+    let run = p.run(db, &["-v", "ff"]);
+    run.code(1).stderr_has("releases/r1/v001-dup.sql:5: add r1/v001-dup failed");
+    if db.engine == Engine::Postgres {
+        run.stdout_has("add r1/v001-dup: ran the section again (rolled back) to find the failing statement: line 5");
+    }
     if db.engine != Engine::Mysql {
         assert!(!db.table_exists("a"), "rolled back, replay included");
     }
     assert!(!db.table_exists("b"));
+}
+
+/// A project on PostgreSQL with table `t` and sequence `runs`, whose v001
+/// section is `section`: a section that calls nextval('runs') counts how many
+/// times it ran, as sequences ignore rollbacks.
+fn counting_project(db: &TestDb, config: &str, section: &str) -> Sandbox {
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY); CREATE SEQUENCE runs");
+    let p = Sandbox::empty();
+    configure(&p, db, config);
+    p.write("releases/r1/v001-count.sql", section);
+    p
+}
+
+fn configure(p: &Sandbox, db: &TestDb, config: &str) {
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\n{config}", db.url));
+}
+
+fn runs(db: &TestDb) -> i64 {
+    db.query_i64("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM runs")
+}
+
+/// A lock timeout is never replayed to find its statement: that would queue a
+/// second lock request in front of the application's traffic. A retry runs
+/// the section statement by statement, so its failure names the statement.
+fn a_lock_timeout_is_waited_for_once_per_attempt(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let section = "-- @add\nSELECT nextval('runs');\nALTER TABLE t ADD COLUMN note TEXT;\n";
+    let p = counting_project(db, "lock_timeout: 1s\nlock_retries: 0\n", section);
+    let (stop, blocker) = block_table(db, Duration::from_secs(60));
+    let once = p.run_with(None, &["ff"]);
+    configure(&p, db, "lock_timeout: 1s\nlock_retries: 1\n");
+    let retried = p.run_with(None, &["ff"]);
+    stop.send(()).unwrap();
+    blocker.join().unwrap();
+    once.code(1)
+        .stderr_has("releases/r1/v001-count.sql:1: add r1/v001-count failed: [55P03]")
+        .stderr_has("statement: (not determined: the database gave no position")
+        .stderr_has("would wait for the same lock or timeout a second time");
+    retried.code(1).stderr_has("releases/r1/v001-count.sql:3: add r1/v001-count failed: [55P03]").stderr_has("retry 1");
+    assert_eq!(runs(db), 1 + 2, "one run per attempt, no replays");
+    assert!(state(db).is_empty(), "{:?}", state(db));
+}
+
+/// A statement timeout is not replayed either: it would be waited out twice.
+fn a_statement_timeout_is_waited_for_once(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let section = "-- @add\nSELECT nextval('runs');\nSELECT pg_sleep(5);\n";
+    let p = counting_project(db, "statement_timeout: 1s\n", section);
+    p.run_with(None, &["ff"])
+        .code(1)
+        .stderr_has("releases/r1/v001-count.sql:1: add r1/v001-count failed: [57014]")
+        .stderr_has("statement: (not determined");
+    assert_eq!(runs(db), 1);
+}
+
+/// An error that the replay does not reproduce is not blamed on the state
+/// write: the message says the statement could not be determined.
+fn a_failure_that_does_not_recur_is_not_blamed_on_the_state(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let section = "-- @add\nCREATE TABLE a (id INTEGER);\n\n\
+                   DO $$ BEGIN IF nextval('runs') = 1 THEN RAISE EXCEPTION 'first run only'; END IF; END $$;\n";
+    let p = counting_project(db, "", section);
+    let run = p.run_with(None, &["-v", "ff"]);
+    run.code(1)
+        .stderr_has("releases/r1/v001-count.sql:1: add r1/v001-count failed: [P0001] first run only")
+        .stderr_has("the failure did not recur when the section was run again")
+        .stdout_has("ran the section again (rolled back) to find the failing statement: it did not fail the same way");
+    assert!(!run.stderr.contains("recording the state"), "{}", run.stderr);
+    assert_eq!(runs(db), 2, "the run and its replay");
+    assert!(!db.table_exists("a"));
+    assert!(state(db).is_empty(), "{:?}", state(db));
 }
 
 /// A database host that vanishes mid-run (failover, network partition) is
@@ -270,6 +352,9 @@ crate::on_every_engine!(
     a_schema_named_after_the_user_does_not_hide_the_state,
     an_idle_connection_sends_keepalives_within_a_minute,
     an_error_without_position_still_names_its_statement,
+    a_lock_timeout_is_waited_for_once_per_attempt,
+    a_statement_timeout_is_waited_for_once,
+    a_failure_that_does_not_recur_is_not_blamed_on_the_state,
     lock_timeout_fails_fast_and_applies_nothing,
     a_lock_timeout_is_retried_until_the_blocker_lets_go,
     create_index_concurrently_needs_no_transaction,
