@@ -331,7 +331,10 @@ impl Executor<'_, '_> {
 
     /// The section, its state row and its log row in one transaction. A
     /// retry runs statement by statement: the first attempt's failure did not
-    /// necessarily say where it happened, and the retry's will.
+    /// necessarily say where it happened, and the retry's will. So does a
+    /// first attempt that no retry can follow (`lock_retries: 0`): a lock
+    /// timeout then still names its statement, which finding afterwards
+    /// would mean waiting for the lock a second time.
     fn run_atomic(
         &mut self,
         p: &Prepared<'_>,
@@ -340,7 +343,8 @@ impl Executor<'_, '_> {
     ) -> Result<(), Error> {
         let mut attempt = 0;
         loop {
-            let Err(failed) = self.try_atomic(p, attempt > 0, started, on_event) else {
+            let stepwise = attempt > 0 || self.lock_retries == 0;
+            let Err(failed) = self.try_atomic(p, stepwise, started, on_event) else {
                 return Ok(());
             };
             let _ = self.backend.rollback();
