@@ -70,6 +70,11 @@ pub fn read_checked_state(backend: &mut dyn Backend) -> Result<State, DbError> {
     Ok(State::from_rows(backend.read_state()?.unwrap_or_default()))
 }
 
+/// The error for a session that could not be put back before `step`.
+fn restoring(step: &Step<'_>, error: DbError) -> Error {
+    Error::db(format!("{} {}: restoring the session after the section before", step.action, step.id()), error)
+}
+
 /// What a lock timeout interrupted and is retried.
 #[derive(Debug, Clone, Copy)]
 pub enum Retried<'e> {
@@ -294,7 +299,8 @@ impl Executor<'_, '_> {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Group {
         let opened = Instant::now();
-        if self.backend.begin().and_then(|()| self.backend.apply_timeouts(true)).is_err() {
+        let opening = self.backend.reset_session().and_then(|()| self.backend.begin());
+        if opening.and_then(|()| self.backend.apply_timeouts(true)).is_err() {
             let _ = self.backend.rollback();
             return Group { committed: 0, stopped_by_error: true, announced: false };
         }
@@ -341,6 +347,7 @@ impl Executor<'_, '_> {
         started: Instant,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), Error> {
+        self.backend.reset_session().map_err(|e| restoring(&p.step, e))?;
         let mut attempt = 0;
         loop {
             let stepwise = attempt > 0 || self.lock_retries == 0;
@@ -404,6 +411,7 @@ impl Executor<'_, '_> {
         // DML statement and its count are atomic, and the last one commits
         // with the final row.
         let wrap = !p.no_transaction;
+        self.backend.reset_session().map_err(|e| restoring(step, e))?;
         self.backend.apply_timeouts(false).map_err(context)?;
         if first == total {
             let (settled, log) = self.settled(step, started);

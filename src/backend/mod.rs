@@ -170,6 +170,11 @@ pub trait Backend {
     /// Applies the configured timeouts to what follows: to the open
     /// transaction when `in_transaction`, else to the session.
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError>;
+    /// Puts the session back as it was opened (search path, role, current
+    /// database) if a statement run since may have changed it, so that a
+    /// section runs the same whether or not others ran before it on this
+    /// connection: a resume or a later `ff` starts on a fresh one.
+    fn reset_session(&mut self) -> Result<(), DbError>;
 
     /// Runs a section's statements, its state row and its log row in one
     /// transaction; the rows record how long the statements took since
@@ -317,6 +322,21 @@ impl Location {
             Location::Mysql(_) => Dialect::Mysql,
         }
     }
+}
+
+/// Whether `sql` may change the session for what follows: `SET` (not `SET
+/// LOCAL` or `SET TRANSACTION`, which end with the transaction), `RESET`,
+/// `USE`, or PostgreSQL's `set_config` (as pg_dump output calls it).
+fn changes_session(sql: &str, dialect: Dialect) -> bool {
+    let mut words = crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).filter(|t| t.is_code());
+    let Some(first) = words.next() else { return false };
+    if first.is_any_word(&["RESET", "USE"]) {
+        return true;
+    }
+    if first.is_word("SET") {
+        return !words.next().is_some_and(|second| second.is_any_word(&["LOCAL", "TRANSACTION"]));
+    }
+    crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).any(|t| t.is_word("set_config"))
 }
 
 /// The user name and password (`rest` is the URL after `scheme://`) run to the
@@ -471,6 +491,28 @@ mod tests {
             "postgres://h/db?sslmode=disable",
         ] {
             assert!(Location::parse(url, root).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn statements_that_change_the_session() {
+        for sql in [
+            "SET search_path TO other",
+            "set role app",
+            "SET SESSION AUTHORIZATION app",
+            "RESET ALL",
+            "USE other_db",
+            "SELECT pg_catalog.set_config('search_path', '', false)",
+        ] {
+            assert!(changes_session(sql, Dialect::Postgres), "{sql}");
+        }
+        for sql in [
+            "SET LOCAL lock_timeout = '1s'",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SELECT 'set_config'",
+            "UPDATE t SET a = 1",
+        ] {
+            assert!(!changes_session(sql, Dialect::Postgres), "{sql}");
         }
     }
 

@@ -39,6 +39,10 @@ pub struct Mysql {
     timeouts: Timeouts,
     /// What the session's timeout variables were last set to.
     applied: Option<Timeouts>,
+    /// The URL's database, where the session starts.
+    database: Option<String>,
+    /// A statement since the last `reset_session` may have changed the session.
+    session_changed: bool,
     actor: Actor,
 }
 
@@ -215,6 +219,8 @@ impl Mysql {
             mariadb: version.contains("MariaDB"),
             timeouts: settings.timeouts,
             applied: None,
+            database: Some(database).filter(|d| !d.is_empty()),
+            session_changed: false,
             actor: settings.actor.clone(),
         })
     }
@@ -427,7 +433,21 @@ impl Backend for Mysql {
         self.simple("ROLLBACK")
     }
 
+    fn reset_session(&mut self) -> Result<(), DbError> {
+        if !std::mem::take(&mut self.session_changed) {
+            return Ok(());
+        }
+        // MySQL cannot reset its session without releasing GET_LOCK's lock:
+        // back to the URL's database, and the timeouts set again.
+        self.applied = None;
+        match self.database.clone() {
+            Some(database) => self.simple(&format!("USE `{}`", database.replace('`', "``"))),
+            None => Ok(()),
+        }
+    }
+
     fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.session_changed |= super::changes_session(sql, Dialect::Mysql);
         // The text protocol runs any statement (CREATE PROCEDURE bodies
         // included); every result set is read so that an error in a later
         // one (a CALL) is not lost.

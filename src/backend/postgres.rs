@@ -45,6 +45,8 @@ pub struct Postgres {
     locked: bool,
     in_transaction: bool,
     timeouts: Timeouts,
+    /// A statement since the last `reset_session` may have changed the session.
+    session_changed: bool,
 }
 
 /// The advisory lock's key, and the halves pg_locks shows it as.
@@ -204,6 +206,7 @@ impl Postgres {
             locked: false,
             in_transaction: false,
             timeouts: settings.timeouts,
+            session_changed: false,
         })
     }
 }
@@ -374,9 +377,19 @@ impl Backend for Postgres {
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.session_changed |= super::changes_session(sql, Dialect::Postgres);
         // The simple query protocol runs any statement: DDL, DO blocks,
         // statements that return rows.
         self.client.batch_execute(sql).map_err(db_error)
+    }
+
+    fn reset_session(&mut self) -> Result<(), DbError> {
+        if !std::mem::take(&mut self.session_changed) {
+            return Ok(());
+        }
+        // RESET ALL leaves the role alone; the connection's own settings
+        // (application_name) are what RESET goes back to.
+        self.client.batch_execute("RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL").map_err(db_error)
     }
 
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError> {
@@ -397,6 +410,7 @@ impl Backend for Postgres {
         log: &LogEntry,
         _started: Instant,
     ) -> Result<(), SectionError> {
+        self.session_changed |= statements.iter().any(|sql| super::changes_session(sql, Dialect::Postgres));
         let mut batch = String::from("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
         // Character ranges of the statements: PostgreSQL reports an error's

@@ -217,6 +217,12 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    /// SQLite has no session state a section would leave behind for the
+    /// next in a way a fresh connection would not (no search path, no role).
+    fn reset_session(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {
         self.run(&self.sql.upsert_state, &state_sql::state_params(row))
     }

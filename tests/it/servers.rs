@@ -262,7 +262,8 @@ fn an_idle_connection_sends_keepalives_within_a_minute(db: &TestDb) {
 
 /// A section may move the session elsewhere (`SET search_path`, `USE`, as
 /// pg_dump output does): pygrate's own state writes still reach its tables,
-/// atomic sections and statement-by-statement ones alike.
+/// atomic sections and statement-by-statement ones alike, and the next
+/// section starts where the session began, as it would in a later run.
 fn a_section_that_moves_the_session_still_records_its_state(db: &TestDb) {
     let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
     let elsewhere = format!("{database}_elsewhere");
@@ -273,8 +274,7 @@ fn a_section_that_moves_the_session_still_records_its_state(db: &TestDb) {
     };
     let p = Sandbox::empty();
     p.write("releases/r1/v001-away.sql", &format!("-- @add\n{moves}\nCREATE TABLE moved (id INTEGER);\n"));
-    // The session stays moved for the next section, run statement by statement.
-    p.write("releases/r1/v002-away.sql", "-- @add no-transaction\nCREATE TABLE also_moved (id INTEGER);\n");
+    p.write("releases/r1/v002-home.sql", "-- @add no-transaction\nCREATE TABLE at_home (id INTEGER);\n");
     let run = p.run(db, &["ff"]);
     if db.engine == Engine::Mysql {
         db.execute(&format!("DROP DATABASE IF EXISTS {elsewhere}"));
@@ -282,10 +282,11 @@ fn a_section_that_moves_the_session_still_records_its_state(db: &TestDb) {
     run.ok();
     let mut expected: Vec<String> = ["add", "drop", "simdrop"]
         .iter()
-        .flat_map(|phase| ["v001-away", "v002-away"].map(|version| format!("r1/{version} {phase} applied")))
+        .flat_map(|phase| ["v001-away", "v002-home"].map(|version| format!("r1/{version} {phase} applied")))
         .collect();
     expected.sort();
     assert_eq!(state(db), expected);
+    assert!(db.table_exists("at_home"), "the second section ran where the session began");
     p.run(db, &["ff"]).ok().stdout_has("nothing to do");
 }
 
