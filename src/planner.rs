@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::checksum::sha256_hex;
 use crate::dialect::Dialect;
@@ -50,6 +51,17 @@ impl Entry<'_> {
     /// names it; `status` still lists it.
     pub fn is_removed_after_rollback(&self) -> bool {
         self.migration.is_none() && !self.has_state()
+    }
+
+    /// `phase` (applied) can never be undone: it is `drop`, or its section
+    /// runs SQL and there is no rollback section (an irreversible phase).
+    fn final_phase(&self, phase: Phase, dialect: Dialect) -> Option<Final> {
+        let irreversible = |m: &Migration| {
+            let runs_sql = m.section(phase.section()).is_some_and(|s| s.runs_sql(dialect));
+            runs_sql && phase.rollback_section().and_then(|k| m.section(k)).is_none()
+        };
+        let is_final = phase.rollback_section().is_none() || self.migration.is_some_and(irreversible);
+        is_final.then(|| Final { id: self.id.clone(), phase })
     }
 
     fn unsettled(&self) -> Option<&PhaseState> {
@@ -281,7 +293,7 @@ impl<'a> Lanes<'a> {
                     "{command} {target}: release {} has state and is newer than {target_release}; a rollback never reaches \
                      past the newest release that has state: {}",
                     newest.id.release,
-                    self.clearing_hint(&newest.id.release)
+                    self.clearing_hint(&newest.id.release, dialect)
                 ));
             }
         }
@@ -304,7 +316,7 @@ impl<'a> Lanes<'a> {
                 },
                 Cell::Applied => None,
             };
-            let migration = self.rollback_check(i, phase, &applied, dialect).map_err(|u| u.message)?;
+            let migration = self.rollback_check(i, phase, &applied, dialect)?;
             plan.steps.push(Step { migration, action: Action::Rollback(phase), resume });
             applied[i] = false;
         }
@@ -318,80 +330,109 @@ impl<'a> Lanes<'a> {
 
     /// May `phase` of entry `i` (applied) be rolled back, `applied` being its
     /// lane as the plan leaves it? A refusal names the command that makes
-    /// room, or says that nothing can: the rollbacks it needs first run into
-    /// a `drop`, which is final.
+    /// room, or says that nothing can: what must be undone first includes a
+    /// phase that can never be undone.
     fn rollback_check(
         &self,
         i: usize,
         phase: Phase,
         applied: &[bool],
         dialect: Dialect,
-    ) -> Result<&'a Migration, Unrollable> {
+    ) -> Result<&'a Migration, String> {
         let entry = &self.entries[i];
         let id = &entry.id;
         let command = Action::Rollback(phase).command();
-        let blocked = |why: String| Unrollable { message: format!("{command} {id}: {why}"), dropped: None };
         let Some(migration) = entry.migration else {
-            return Err(blocked("its file is gone, so there is no rollback SQL to run; restore the file".to_string()));
+            return Err(format!(
+                "{command} {id}: its file is gone, so there is no rollback SQL to run; restore the file"
+            ));
         };
         if let Some(s) = entry.unsettled().filter(|s| s.phase != phase) {
-            return Err(Unrollable { message: unsettled_message(id, s), dropped: None });
+            return Err(unsettled_message(id, s));
         }
-        if let Some(next) = phase.next().filter(|&next| entry.cell(next) == Cell::Applied) {
-            let dropped = match next {
-                Phase::Drop => Some(id.clone()),
-                _ => self.rollback_check(i, next, &self.applied_in(next), dialect).err().and_then(|u| u.dropped),
-            };
-            let message = match &dropped {
-                None => format!(
-                    "{command} {id}: its {next} is applied; undo it first: pygrate {} {id}",
-                    Action::Rollback(next).command()
-                ),
-                Some(_) if next == Phase::Drop => format!(
-                    "{command} {id}: its drop is applied, and drop is final: its {phase} can no longer be rolled back"
-                ),
-                Some(d) => format!(
-                    "{command} {id}: its {next} is applied and can no longer be undone ({}), so neither can its {phase}",
-                    drop_is_final(d)
-                ),
-            };
-            return Err(Unrollable { message, dropped });
+        // What must be undone first: its next phase, then the later versions' same phase.
+        let next = phase.next().filter(|&next| entry.cell(next) == Cell::Applied);
+        let later = (i + 1..self.entries.len()).find(|&k| applied[k]);
+        if let Some(next) = next {
+            if let Some(never) = self.never_undone(i, next, &self.applied_in(next), dialect) {
+                return Err(if next == Phase::Drop {
+                    format!("{command} {id}: its drop is applied, and drop is final: its {phase} can no longer be rolled back")
+                } else {
+                    format!(
+                        "{command} {id}: its {next} is applied and can no longer be undone ({never}), so neither can its {phase}"
+                    )
+                });
+            }
         }
-        if let Some(k) = (i + 1..self.entries.len()).find(|&k| applied[k]) {
-            let later = &self.entries[k].id;
-            return Err(match self.rollback_check(k, phase, applied, dialect).err().and_then(|u| u.dropped) {
-                None => blocked(format!(
-                    "{phase} of the later version {later} is applied; roll it back first: pygrate {command} {later}"
-                )),
-                Some(d) => Unrollable {
-                    message: format!(
-                        "{command} {id}: {phase} of the later version {later} is applied and can no longer be undone ({}), \
-                         so neither can this one",
-                        drop_is_final(&d)
-                    ),
-                    dropped: Some(d),
-                },
-            });
+        if let Some(k) = later {
+            if let Some(never) = self.never_undone(k, phase, applied, dialect) {
+                return Err(format!(
+                    "{command} {id}: {phase} of the later version {} is applied and can no longer be undone ({never}), \
+                     so neither can this one",
+                    self.entries[k].id
+                ));
+            }
         }
-        let forward_runs_sql = migration.section(phase.section()).is_some_and(|s| s.runs_sql(dialect));
-        if forward_runs_sql && phase.rollback_section().and_then(|k| migration.section(k)).is_none() {
-            return Err(blocked(format!(
-                "{} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
+        if entry.final_phase(phase, dialect).is_some() {
+            return Err(format!(
+                "{command} {id}: {} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
                 migration.path.display()
-            )));
+            ));
+        }
+        if let Some(next) = next {
+            return Err(format!(
+                "{command} {id}: its {next} is applied; undo it first: pygrate {} {id}",
+                Action::Rollback(next).command()
+            ));
+        }
+        if let Some(k) = later {
+            let later = &self.entries[k].id;
+            return Err(format!(
+                "{command} {id}: {phase} of the later version {later} is applied; roll it back first: pygrate {command} {later}"
+            ));
         }
         Ok(migration)
     }
 
+    /// The applied phase nothing can undo among `phase` of entry `i` and
+    /// everything that must be undone before it (`applied`: the lane of
+    /// `phase` as the plan leaves it): the same phase of later versions, and
+    /// from the first of those whose next phase is applied on, that next
+    /// phase's lane, and so on down to `drop`.
+    fn never_undone(&self, i: usize, phase: Phase, applied: &[bool], dialect: Dialect) -> Option<Final> {
+        let (mut first, mut lane) = (i, phase);
+        let mut lane_applied = applied.to_vec();
+        loop {
+            let mut next_from = None;
+            for k in (first..self.entries.len()).filter(|&k| k == first || lane_applied[k]) {
+                let entry = &self.entries[k];
+                if let Some(never) = entry.final_phase(lane, dialect) {
+                    return Some(never);
+                }
+                let next_applied = lane.next().is_some_and(|next| entry.cell(next) == Cell::Applied);
+                if next_applied && next_from.is_none() {
+                    next_from = Some(k);
+                }
+            }
+            let (Some(k), Some(next)) = (next_from, lane.next()) else {
+                return None;
+            };
+            (first, lane) = (k, next);
+            lane_applied = self.applied_in(next);
+        }
+    }
+
     /// What takes every state off `release` (the newest that has any), so
     /// that a rollback can reach past it.
-    fn clearing_hint(&self, release: &str) -> String {
+    fn clearing_hint(&self, release: &str, dialect: Dialect) -> String {
         let entries = || self.entries.iter().filter(|e| e.id.release == release);
         if let Some((id, s)) = entries().find_map(|e| e.unsettled().map(|s| (&e.id, s))) {
             return unsettled_message(id, s);
         }
-        if let Some(dropped) = entries().find(|e| e.cell(Phase::Drop) == Cell::Applied) {
-            return format!("{}, so a rollback can no longer reach past {release}", drop_is_final(&dropped.id));
+        let applied =
+            entries().flat_map(|e| Phase::ALL.into_iter().filter(|&p| e.cell(p) == Cell::Applied).map(move |p| (e, p)));
+        if let Some(never) = applied.into_iter().find_map(|(e, p)| e.final_phase(p, dialect)) {
+            return format!("{never}: a rollback can no longer reach past {release}");
         }
         if entries().any(|e| e.cell(Phase::Simdrop) == Cell::Applied) {
             format!("roll it back first: pygrate rollback_simdrop {release}, then pygrate rollback_add {release}")
@@ -458,16 +499,22 @@ impl<'a> Lanes<'a> {
     }
 }
 
-/// Why a rollback cannot run now.
-struct Unrollable {
-    /// For the user: what blocks, and the command that makes room.
-    message: String,
-    /// The version whose applied drop is in the way: nothing can make room.
-    dropped: Option<VersionId>,
+/// An applied phase that nothing can undo, so nothing that needs it undone
+/// first can run.
+#[derive(Debug)]
+struct Final {
+    id: VersionId,
+    phase: Phase,
 }
 
-fn drop_is_final(dropped: &VersionId) -> String {
-    format!("the drop of {dropped} is applied, and drop is final")
+impl fmt::Display for Final {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Final { id, phase } = self;
+        match phase.rollback_section() {
+            None => write!(f, "the {phase} of {id} is applied, and {phase} is final"),
+            Some(section) => write!(f, "{id} has no `-- @{section}` section, so its applied {phase} is irreversible"),
+        }
+    }
 }
 
 enum Blocked {

@@ -420,3 +420,59 @@ fn a_lane_waiting_on_an_out_of_order_version_names_the_flag_that_runs_it() {
     let plan = lanes.plan_forward(&Forward { phases: &[Add], scope: Scope::Only(&t), allow_out_of_order: true });
     assert_eq!(steps(&plan.unwrap()), ["add r1/v2-b"]);
 }
+
+#[test]
+fn a_rollback_blocked_by_an_irreversible_phase_says_so_instead_of_naming_a_refused_command() {
+    // No rollback section for the SQL that ran: nothing can undo that phase.
+    let no_rollback_simdrop = "-- @add\nA;\n-- @rollback_add\nRA;\n-- @simdrop\nS;\n";
+    let no_rollback_add = "-- @add\nA;\n-- @simdrop\nS;\n-- @rollback_simdrop\nRS;\n";
+    let applied = |ms: &[Migration], cells: &[(usize, Phase)]| {
+        State::from_rows(cells.iter().map(|(i, p)| row(&ms[*i].id.to_string(), *p, Status::Applied, Some(&ms[*i]))))
+    };
+    let refused = |lanes: &Lanes<'_>, phase: Phase, t: &str| {
+        let e = lanes.plan_rollback(phase, &target(lanes, t), Sqlite).unwrap_err();
+        assert!(!e.contains("pygrate rollback"), "{e}");
+        e
+    };
+    // A later version's simdrop.
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v2", no_rollback_simdrop)];
+    let st = applied(&ms, &[(0, Add), (0, Simdrop), (1, Add), (1, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = refused(&lanes, Simdrop, "r1/v1");
+    assert!(
+        e.contains(
+            "simdrop of the later version r1/v2 is applied and can no longer be undone (r1/v2 has no \
+             `-- @rollback_simdrop` section, so its applied simdrop is irreversible), so neither can this one"
+        ),
+        "{e}"
+    );
+    // Its own simdrop, in the way of its add.
+    let e = refused(&lanes, Add, "r1/v2");
+    assert!(e.contains("its simdrop is applied and can no longer be undone (r1/v2 has no"), "{e}");
+    // The release guard: r2 can never lose its state.
+    let ms = vec![mig("r1/v1", FULL), mig("r2/v1", FULL), mig("r2/v2", no_rollback_simdrop)];
+    let st = applied(&ms, &[(0, Add), (1, Add), (2, Add), (2, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = refused(&lanes, Add, "r1/v1");
+    assert!(
+        e.contains("r2/v2 has no `-- @rollback_simdrop` section") && e.contains("can no longer reach past r2"),
+        "{e}"
+    );
+    // Behind a later version that could be rolled back: the one after it cannot.
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v2", FULL), mig("r1/v3", no_rollback_add)];
+    let st = applied(&ms, &[(0, Add), (1, Add), (2, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = refused(&lanes, Add, "r1/v1");
+    assert!(e.contains("add of the later version r1/v2 is applied and can no longer be undone (r1/v3 has no"), "{e}");
+    // Behind its own simdrop, which could be rolled back: a later add cannot.
+    let st = applied(&ms, &[(0, Add), (0, Simdrop), (1, Add), (2, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = refused(&lanes, Add, "r1/v1");
+    assert!(e.contains("later version r1/v2 is applied and can no longer be undone (r1/v3 has no"), "{e}");
+    // Its own add is irreversible: that, not the simdrop in the way, is what to fix.
+    let ms = vec![mig("r1/v1", no_rollback_add)];
+    let st = applied(&ms, &[(0, Add), (0, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = refused(&lanes, Add, "r1/v1");
+    assert!(e.contains("so its add is irreversible"), "{e}");
+}

@@ -403,7 +403,28 @@ fn refusals_name_a_command_that_works_or_say_none_does(db: &TestDb) {
     p.run(db, &["rollback_simdrop", "r2/v1-d"]).code(2).stderr_has("drop is final");
 }
 
+/// A phase with SQL and no rollback section can never be undone: a refusal
+/// that needs it undone first says so, and names no command.
+fn a_refusal_behind_an_irreversible_phase_names_no_command(db: &TestDb) {
+    let p = Sandbox::empty();
+    let renames = |t: &str| format!("-- @simdrop\nALTER TABLE {t} RENAME TO {t}_old;\n");
+    p.write("releases/r1/v001-a.sql", &creates("a"));
+    let undo = "-- @rollback_simdrop\nALTER TABLE c_old RENAME TO c;\n";
+    p.write("releases/r2/v001-c.sql", &format!("{}{}{undo}", creates("c"), renames("c")));
+    p.write("releases/r2/v002-irr.sql", &format!("{}{}", creates("irr"), renames("irr")));
+    p.run(db, &["ff", "--through", "simdrop"]).ok();
+    let irreversible = "r2/v002-irr has no `-- @rollback_simdrop` section, so its applied simdrop is irreversible";
+    for (command, target) in [("rollback_simdrop", "r2/v001-c"), ("rollback_add", "r1/v001-a")] {
+        let refusal = p.run(db, &[command, target]);
+        refusal.code(2).stderr_has(irreversible);
+        assert!(!refusal.stderr.contains("pygrate rollback"), "{}", refusal.stderr);
+    }
+    p.run(db, &["rollback_simdrop", "r2/v002-irr"]).code(2).stderr_has("irreversible");
+    assert!(db.table_exists("c_old") && db.table_exists("irr_old"), "a refusal runs nothing");
+}
+
 crate::on_every_engine!(
+    a_refusal_behind_an_irreversible_phase_names_no_command,
     refusals_name_a_command_that_works_or_say_none_does,
     a_bare_phase_command_stops_quietly_at_a_failed_version,
     a_comments_only_add_rolls_back_without_a_rollback_section,
