@@ -869,13 +869,22 @@ fn print_event(out: &Output, event: &Event<'_>) {
             "{of}: could not get a lock in time ({error}); retry {attempt} in {}",
             crate::text::duration(*pause)
         )),
-        Event::Done { step, statements, elapsed } => out.line(&format!(
-            "{:<16} {}  ok ({statements} statement{}, {})",
-            step.action.command(),
-            step.id(),
-            if *statements == 1 { "" } else { "s" },
-            crate::text::duration(*elapsed)
-        )),
+        Event::Done { step, statements, resumed_after, elapsed } => {
+            let plural = if *statements == 1 { "" } else { "s" };
+            let ran = match resumed_after {
+                0 => format!("{statements} statement{plural}"),
+                done => format!(
+                    "{} of {statements} statement{plural}, resumed after {done}",
+                    statements.saturating_sub(*done)
+                ),
+            };
+            out.line(&format!(
+                "{:<16} {}  ok ({ran}, {})",
+                step.action.command(),
+                step.id(),
+                crate::text::duration(*elapsed)
+            ))
+        }
         _ => {}
     }
 }

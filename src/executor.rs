@@ -97,11 +97,31 @@ impl std::fmt::Display for Retried<'_> {
 /// None when the second run did not tell.
 #[derive(Debug)]
 pub enum Event<'e> {
-    Started { step: &'e Step<'e> },
-    Statement { step: &'e Step<'e>, statement: &'e Statement<'e> },
-    Retry { of: Retried<'e>, attempt: u32, pause: Duration, error: &'e DbError },
-    Replayed { step: &'e Step<'e>, statement: Option<&'e Statement<'e>> },
-    Done { step: &'e Step<'e>, statements: usize, elapsed: Duration },
+    Started {
+        step: &'e Step<'e>,
+    },
+    Statement {
+        step: &'e Step<'e>,
+        statement: &'e Statement<'e>,
+    },
+    Retry {
+        of: Retried<'e>,
+        attempt: u32,
+        pause: Duration,
+        error: &'e DbError,
+    },
+    Replayed {
+        step: &'e Step<'e>,
+        statement: Option<&'e Statement<'e>>,
+    },
+    /// `statements` in the section; the first `resumed_after` of them had
+    /// run before (a resumed `running`/`failed` phase) and did not run now.
+    Done {
+        step: &'e Step<'e>,
+        statements: usize,
+        resumed_after: usize,
+        elapsed: Duration,
+    },
 }
 
 /// A step with its statements split, checked before anything runs.
@@ -272,14 +292,16 @@ impl Executor<'_, '_> {
                 on_event(Event::Started { step: &prepared.step });
             }
             let started = Instant::now();
-            if atomic(prepared) {
+            let resumed_after = if atomic(prepared) {
                 self.run_atomic(prepared, started, on_event)?;
+                0
             } else {
-                self.run_tracked(prepared, started, on_event)?;
-            }
+                self.run_tracked(prepared, started, on_event)?
+            };
             on_event(Event::Done {
                 step: &prepared.step,
                 statements: prepared.statements.len(),
+                resumed_after,
                 elapsed: started.elapsed(),
             });
             next += 1;
@@ -330,7 +352,8 @@ impl Executor<'_, '_> {
             return Group { committed: 0, stopped_by_error: true, announced: true };
         }
         for (p, elapsed) in steps.iter().zip(&elapsed) {
-            on_event(Event::Done { step: &p.step, statements: p.statements.len(), elapsed: *elapsed });
+            let statements = p.statements.len();
+            on_event(Event::Done { step: &p.step, statements, resumed_after: 0, elapsed: *elapsed });
         }
         Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error }
     }
@@ -395,13 +418,14 @@ impl Executor<'_, '_> {
 
     /// For DDL that commits on its own, and `no-transaction` sections: the
     /// state says `running` before the first statement, counts completed
-    /// statements, and says `applied` (or `failed`) after the last.
+    /// statements, and says `applied` (or `failed`) after the last. Returns
+    /// how many statements a resume skipped (they had run before).
     fn run_tracked(
         &mut self,
         p: &Prepared<'_>,
         started: Instant,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let step = &p.step;
         let total = p.statements.len();
         let first = step.resume.as_ref().map_or(0, |r| r.statements_done).min(total);
@@ -415,7 +439,7 @@ impl Executor<'_, '_> {
         self.backend.apply_timeouts(false).map_err(context)?;
         if first == total {
             let (settled, log) = self.settled(step, started);
-            return self.backend.record(&settled, Some(&log), false, false).map_err(context);
+            return self.backend.record(&settled, Some(&log), false, false).map_err(context).map(|()| first);
         }
         // Committed before the first statement, so a crash during it leaves
         // `running` behind.
@@ -454,7 +478,7 @@ impl Executor<'_, '_> {
                 }
             }
         }
-        Ok(())
+        Ok(first)
     }
 
     /// Runs statement `i` and records it as done (the last one: the phase as

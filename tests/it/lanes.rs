@@ -423,7 +423,26 @@ fn a_refusal_behind_an_irreversible_phase_names_no_command(db: &TestDb) {
     assert!(db.table_exists("c_old") && db.table_exists("irr_old"), "a refusal runs nothing");
 }
 
+/// A resumed phase's progress line counts what ran now, not the whole section.
+fn a_resumed_phase_reports_the_statements_it_ran(db: &TestDb) {
+    let p = Sandbox::empty();
+    let section = |table: &str| {
+        format!(
+            "-- @add no-transaction\nCREATE TABLE r (id INTEGER);\nINSERT INTO r (id) VALUES (1);\n\
+             INSERT INTO {table} (id) VALUES (2);\nINSERT INTO r (id) VALUES (3);\n-- @rollback_add\nDROP TABLE r;\n"
+        )
+    };
+    p.write("releases/r1/v1.sql", &section("nope"));
+    p.run(db, &["add"]).code(1).stderr_has("2 of 4 statement(s) completed");
+    p.write("releases/r1/v1.sql", &section("r"));
+    let resumed = p.run(db, &["add"]);
+    resumed.ok().stdout_has("r1/v1  ok (2 of 4 statements, resumed after 2, ");
+    p.run(db, &["rollback_add", "r1/v1"]).ok().stdout_has("r1/v1  ok (1 statement, ");
+    assert_eq!(state(db), ["r1/v1 add rolled_back"]);
+}
+
 crate::on_every_engine!(
+    a_resumed_phase_reports_the_statements_it_ran,
     a_refusal_behind_an_irreversible_phase_names_no_command,
     refusals_name_a_command_that_works_or_say_none_does,
     a_bare_phase_command_stops_quietly_at_a_failed_version,
