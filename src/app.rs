@@ -63,6 +63,13 @@ impl Output {
 /// not errors (`check` failing is an error, exit 1).
 pub fn run(cli: &Cli) -> Result<u8, Error> {
     let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json };
+    if out.json && !prints_json(&cli.command, cli.dry_run) {
+        return Err(Error::Usage(
+            "--format json: this command prints text only; JSON is printed by status, check, plan and lint, and by \
+             ff, add, simdrop, drop, rollback_add and rollback_simdrop with -n/--dry-run (their plan)"
+                .to_string(),
+        ));
+    }
     let root = cli.path.as_path();
     match &cli.command {
         Command::New { release, name } => new_version(root, release, name, cli.dry_run, &out),
@@ -127,6 +134,26 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
             ws.rehash(target, cli.dry_run, &out)
         }
         Command::Lint { target, dialect } => run_lint(cli, target.as_deref(), dialect.as_deref(), &out),
+    }
+}
+
+/// Does `command` print JSON with `--format json`? The reports do, and so
+/// does a dry run of a command that runs phases (it prints its plan); what
+/// the others print is text, so a script must not be handed it as JSON.
+fn prints_json(command: &Command, dry_run: bool) -> bool {
+    match command {
+        Command::Status { .. } | Command::Check { .. } | Command::Plan(_) | Command::Lint { .. } => true,
+        Command::Ff(_)
+        | Command::Add { .. }
+        | Command::Simdrop { .. }
+        | Command::Drop { .. }
+        | Command::RollbackAdd { .. }
+        | Command::RollbackSimdrop { .. } => dry_run,
+        Command::Sum
+        | Command::New { .. }
+        | Command::Resolve { .. }
+        | Command::Rehash { .. }
+        | Command::Baseline { .. } => false,
     }
 }
 

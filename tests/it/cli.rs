@@ -435,6 +435,36 @@ fn status_json_is_parseable_and_complete() {
     assert_eq!(status["problems"].as_array().unwrap().len(), 0);
 }
 
+/// `--format json` either prints JSON or is refused before anything runs:
+/// a script piping the output to a JSON parser never gets text.
+#[test]
+fn format_json_prints_json_or_is_refused() {
+    let p = Sandbox::fixture("portable");
+    let url = sqlite_url(p.path());
+    let text_only: [&[&str]; 8] = [
+        &["ff"],
+        &["add", "r1"],
+        &["rollback_add", "r1"],
+        &["new", "r3", "x"],
+        &["sum"],
+        &["baseline", "r1"],
+        &["resolve", "r1/v001-journal", "add", "--as", "pending"],
+        &["rehash", "r1"],
+    ];
+    for args in text_only {
+        let run = p.run_with(Some(&url), &[args, &["--format", "json"]].concat());
+        run.code(2).stderr_has("--format json: this command prints text only; JSON is printed by status");
+    }
+    assert!(!p.path().join("db.sqlite").exists() && !p.path().join("releases/r3").exists(), "a refusal runs nothing");
+    assert!(!p.path().join("releases/pygrate.sum").exists());
+    for args in [&["ff", "-n"][..], &["plan"], &["status"], &["check"], &["lint"]] {
+        p.run_with(Some(&url), &[args, &["--format", "json"]].concat()).json();
+    }
+    p.run_with(Some(&url), &["ff", "--through", "add"]).ok();
+    let plan = p.run_with(Some(&url), &["rollback_add", "r2", "-n", "--format", "json"]).json();
+    assert_eq!(plan["steps"][0]["action"], "rollback_add", "{plan}");
+}
+
 /// A password in a URL appears nowhere: not in output, not in the state.
 fn passwords_never_leak(db: &TestDb) {
     let secret = "hunter2-secret";
