@@ -101,6 +101,8 @@ fn cell_word(entry: &Entry<'_>, phase: Phase, problems: &[&Problem]) -> (String,
     let text = match (status, state) {
         ("applied", Some(s)) => s.at.get(..16).unwrap_or(&s.at).replace('T', " "),
         ("drifted", _) => "DRIFTED".to_string(),
+        // An interrupted rollback is not an interrupted apply: say which (fits the 16-wide column).
+        ("running" | "failed", Some(s)) if s.rolling_back => format!("ROLLBACK {}", status.to_uppercase()),
         ("running", _) => "RUNNING".to_string(),
         ("failed", _) => "FAILED".to_string(),
         (other, _) => other.replace('_', " "),
@@ -160,6 +162,7 @@ pub fn status_json(lanes: &Lanes<'_>, problems: &[Problem], target: Option<&Targ
                         "phase": phase.name(),
                         "status": status,
                         "state": state.map(|s| s.status.as_str()),
+                        "rolling_back": state.map(|s| s.rolling_back),
                         "has_section": entry.migration.map(|m| m.section(phase.section()).is_some()),
                         "applied_at": state.map(|s| s.at.clone()),
                         "applied_by": state.map(|s| s.by.clone()),

@@ -435,6 +435,27 @@ fn status_json_is_parseable_and_complete() {
     assert_eq!(status["problems"].as_array().unwrap().len(), 0);
 }
 
+/// A failed rollback is not a failed apply: status says which, in text and JSON.
+#[test]
+fn status_tells_a_failed_rollback_from_a_failed_apply() {
+    let p = Sandbox::empty();
+    let url = sqlite_url(p.path());
+    p.write(
+        "releases/r1/v1.sql",
+        "-- @add\nCREATE TABLE t (id INTEGER);\n-- @rollback_add no-transaction\nDROP TABLE t;\nDROP TABLE nope;\n",
+    );
+    p.write("releases/r1/v2.sql", "-- @add no-transaction\nCREATE TABLE u (id INTEGER);\nINSERT INTO nope (id) VALUES (1);\n");
+    p.run_with(Some(&url), &["add"]).code(1).stderr_has("add r1/v2 failed");
+    p.run_with(Some(&url), &["rollback_add", "r1/v1"]).code(1).stderr_has("rollback_add r1/v1 failed");
+    let status = p.run_with(Some(&url), &["status", "--format", "json"]).json();
+    let add = |v: usize| &status["versions"][v]["phases"][0];
+    assert_eq!((&add(0)["status"], &add(0)["rolling_back"]), (&"failed".into(), &true.into()), "{status}");
+    assert_eq!((&add(1)["status"], &add(1)["rolling_back"]), (&"failed".into(), &false.into()), "{status}");
+    assert_eq!(status["versions"][0]["phases"][1]["rolling_back"], serde_json::Value::Null);
+    let text = p.run_with(Some(&url), &["status"]);
+    text.ok().stdout_has("r1/v1    ROLLBACK FAILED ").stdout_has("r1/v2    FAILED ");
+}
+
 /// `--format json` either prints JSON or is refused before anything runs:
 /// a script piping the output to a JSON parser never gets text.
 #[test]
