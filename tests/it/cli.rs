@@ -444,7 +444,10 @@ fn status_tells_a_failed_rollback_from_a_failed_apply() {
         "releases/r1/v1.sql",
         "-- @add\nCREATE TABLE t (id INTEGER);\n-- @rollback_add no-transaction\nDROP TABLE t;\nDROP TABLE nope;\n",
     );
-    p.write("releases/r1/v2.sql", "-- @add no-transaction\nCREATE TABLE u (id INTEGER);\nINSERT INTO nope (id) VALUES (1);\n");
+    p.write(
+        "releases/r1/v2.sql",
+        "-- @add no-transaction\nCREATE TABLE u (id INTEGER);\nINSERT INTO nope (id) VALUES (1);\n",
+    );
     p.run_with(Some(&url), &["add"]).code(1).stderr_has("add r1/v2 failed");
     p.run_with(Some(&url), &["rollback_add", "r1/v1"]).code(1).stderr_has("rollback_add r1/v1 failed");
     let status = p.run_with(Some(&url), &["status", "--format", "json"]).json();
