@@ -16,7 +16,7 @@ use crate::integrity;
 use crate::lint;
 use crate::parser::{parse, Migration};
 use crate::phase::{Action, Phase, SectionKind};
-use crate::planner::{current_checksums, Cell, Forward, Lanes, Scope};
+use crate::planner::{current_checksums, Cell, Forward, Lanes, Problem, Scope};
 use crate::project::{Project, Target, VersionId};
 use crate::report;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, State, Status};
@@ -343,7 +343,7 @@ impl Workspace {
         let state = read_state(backend.as_mut())?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = target.map(|t| Target::resolve(t, lanes.ids())).transpose()?;
-        let problems = lanes.problems();
+        let problems = problems_now(&lanes, backend.as_mut());
         if out.json {
             out.json(&report::status_json(&lanes, &problems, target.as_ref()));
         } else {
@@ -358,7 +358,7 @@ impl Workspace {
         let mut backend = self.connect(false)?;
         let state = read_state(backend.as_mut())?;
         let lanes = Lanes::from_state(&self.migrations, state);
-        let problems = lanes.problems();
+        let problems = problems_now(&lanes, backend.as_mut());
         let sum = if integrity::sum_path(&self.project).exists() {
             integrity::check_sum(&self.project, &self.migrations)?
         } else {
@@ -645,6 +645,25 @@ fn version_target(target: &str, lanes: &Lanes<'_>) -> Result<VersionId, Error> {
         Target::Version(id) => Ok(id),
         Target::Release(r) => Err(Error::Usage(format!("`{r}` is a release; name one version: RELEASE/VERSION"))),
     }
+}
+
+/// `lanes.problems()`, each `running` phase with who holds the migration
+/// lock now, if anyone: a phase being run is not one to settle. Asked only
+/// when a phase is running, and never by waiting for the lock; a holder
+/// that cannot be looked up leaves the usual advice.
+fn problems_now(lanes: &Lanes<'_>, backend: &mut dyn Backend) -> Vec<Problem> {
+    let mut problems = lanes.problems();
+    let running = |p: &Problem| matches!(p, Problem::Unsettled { status: Status::Running, .. });
+    if problems.iter().any(running) {
+        if let Ok(Some(holder)) = backend.lock_holder_now() {
+            for problem in &mut problems {
+                if let Problem::Unsettled { status: Status::Running, lock_holder, .. } = problem {
+                    *lock_holder = Some(holder.clone());
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// Reads every state row once (see `read_checked_state`).

@@ -152,8 +152,17 @@ pub enum Problem {
     MissingFile { id: VersionId },
     /// A pending phase before a version where it is applied.
     OutOfOrder { id: VersionId, phase: Phase, later: VersionId },
-    /// A running or failed phase.
-    Unsettled { id: VersionId, phase: Phase, status: Status, rolling_back: bool, error: Option<String> },
+    /// A running or failed phase. `lock_holder`: who held the migration
+    /// lock when a `running` one was looked at (most likely the pygrate
+    /// running it); the planner knows nothing of locks and leaves it None.
+    Unsettled {
+        id: VersionId,
+        phase: Phase,
+        status: Status,
+        rolling_back: bool,
+        error: Option<String>,
+        lock_holder: Option<String>,
+    },
 }
 
 /// Files and state merged into the global order.
@@ -458,6 +467,7 @@ impl<'a> Lanes<'a> {
                         status: s.status,
                         rolling_back: s.rolling_back,
                         error: s.error.clone(),
+                        lock_holder: None,
                     }),
                     (Some(s), Cell::Applied) => {
                         if let Some(m) = entry.migration {

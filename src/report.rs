@@ -54,11 +54,20 @@ impl Problem {
             Problem::OutOfOrder { id, phase, later } => format!(
                 "{id}: {phase} is pending but the later version {later} already has {phase} applied; rename it to sort last, or run it with --allow-out-of-order"
             ),
-            Problem::Unsettled { id, phase, status, rolling_back, error } => format!(
-                "{id}: {}{phase} is {status}{}; look at the database, then `pygrate resolve {id} {phase} --as applied|pending`",
-                if *rolling_back { "rollback of " } else { "" },
-                error.as_deref().map(|e| format!(" ({})", crate::text::shorten(e, 80))).unwrap_or_default()
-            ),
+            Problem::Unsettled { id, phase, status, rolling_back, error, lock_holder } => {
+                let what = format!(
+                    "{id}: {}{phase} is {status}{}",
+                    if *rolling_back { "rollback of " } else { "" },
+                    error.as_deref().map(|e| format!(" ({})", crate::text::shorten(e, 80))).unwrap_or_default()
+                );
+                match lock_holder {
+                    Some(holder) => format!(
+                        "{what}, and the migration lock is held now by {holder}: most likely that pygrate is running it; \
+                         wait for it to finish (`pygrate resolve` is for a run that was interrupted)"
+                    ),
+                    None => format!("{what}; look at the database, then `pygrate resolve {id} {phase} --as applied|pending`"),
+                }
+            }
         }
     }
 
@@ -71,9 +80,15 @@ impl Problem {
             "phase": self.phase().map(Phase::name),
             "message": self.message(),
         });
-        if let (Problem::Drift { stored, current, .. }, Some(map)) = (self, v.as_object_mut()) {
-            map.insert("stored_checksum".into(), json!(stored));
-            map.insert("current_checksum".into(), json!(current));
+        match (self, v.as_object_mut()) {
+            (Problem::Drift { stored, current, .. }, Some(map)) => {
+                map.insert("stored_checksum".into(), json!(stored));
+                map.insert("current_checksum".into(), json!(current));
+            }
+            (Problem::Unsettled { lock_holder: Some(holder), .. }, Some(map)) => {
+                map.insert("lock_holder".into(), json!(holder));
+            }
+            _ => {}
         }
         v
     }

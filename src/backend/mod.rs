@@ -138,7 +138,12 @@ pub trait Backend {
     fn try_lock(&mut self) -> Result<bool, DbError>;
     fn unlock(&mut self) -> Result<(), DbError>;
     /// Who holds the migration lock, as far as the database can tell.
-    fn lock_holder(&mut self) -> Result<String, DbError>;
+    fn lock_holder(&mut self) -> Result<String, DbError> {
+        Ok(self.lock_holder_now()?.unwrap_or_else(|| "another session".to_string()))
+    }
+    /// Who holds the migration lock at this moment; None when nobody does.
+    /// Never waits for the lock, so `status` can ask during a run.
+    fn lock_holder_now(&mut self) -> Result<Option<String>, DbError>;
 
     /// The state tables' schema version; None when they do not exist yet.
     fn schema_version(&mut self) -> Result<Option<String>, DbError>;

@@ -339,10 +339,10 @@ impl Backend for Mysql {
         Ok(())
     }
 
-    fn lock_holder(&mut self) -> Result<String, DbError> {
+    fn lock_holder_now(&mut self) -> Result<Option<String>, DbError> {
         let id =
             first_cell::<Option<i64>>(&mut self.conn, "SELECT IS_USED_LOCK(?)", vec![self.lock_name.as_str().into()])?;
-        let Some(id) = id.flatten() else { return Ok("another session".to_string()) };
+        let Some(id) = id.flatten() else { return Ok(None) };
         let sql = format!("SELECT meta_value FROM {} WHERE meta_key = '{HOLDER_KEY}'", self.sql.meta_table);
         let recorded = match first_cell::<Option<String>>(&mut self.conn, &sql, Vec::new()) {
             Ok(value) => value.flatten().unwrap_or_default(),
@@ -351,7 +351,7 @@ impl Backend for Mysql {
         };
         // A row left by an earlier holder names another connection.
         if let Some(holder) = recorded.strip_prefix(&format!("{id} ")) {
-            return Ok(format!("{holder} (connection {id})"));
+            return Ok(Some(format!("{holder} (connection {id})")));
         }
         let mut who: Vec<String> = self.program_name(id).into_iter().collect();
         let mut state = String::new();
@@ -365,7 +365,7 @@ impl Backend for Mysql {
             state = format!(", in its current state for {} s", cell::<Option<i64>>(row, 2)?.unwrap_or_default());
         }
         let who = if who.is_empty() { String::new() } else { format!(" ({})", who.join(", ")) };
-        Ok(format!("connection {id}{who}{state}"))
+        Ok(Some(format!("connection {id}{who}{state}")))
     }
 
     fn schema_version(&mut self) -> Result<Option<String>, DbError> {

@@ -281,7 +281,7 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    fn lock_holder(&mut self) -> Result<String, DbError> {
+    fn lock_holder_now(&mut self) -> Result<Option<String>, DbError> {
         // A one-bigint advisory lock shows in pg_locks as classid = high half,
         // objid = low half, objsubid = 1; advisory locks are per database.
         let lock = self.lock_key();
@@ -298,7 +298,7 @@ impl Backend for Postgres {
             )
             .map_err(db_error)?;
         let Some(row) = rows.first() else {
-            return Ok("another session".to_string());
+            return Ok(None);
         };
         let pid: i64 = row.try_get(0).map_err(db_error)?;
         let application: String = row.try_get(1).map_err(db_error)?;
@@ -306,7 +306,7 @@ impl Backend for Postgres {
         let client: String = row.try_get(3).map_err(db_error)?;
         let since: String = row.try_get(4).map_err(db_error)?;
         let application = if application.is_empty() { String::new() } else { format!("{application} ") };
-        Ok(format!("pid {pid}, {application}({user}@{client}), connected since {since}"))
+        Ok(Some(format!("pid {pid}, {application}({user}@{client}), connected since {since}")))
     }
 
     fn schema_version(&mut self) -> Result<Option<String>, DbError> {

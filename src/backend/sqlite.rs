@@ -144,6 +144,30 @@ impl Backend for Sqlite {
         Ok(holder)
     }
 
+    fn lock_holder_now(&mut self) -> Result<Option<String>, DbError> {
+        let Some(path) = &self.lock_path else {
+            return Ok(None); // in memory: no other process shares the database
+        };
+        if self.lock_file.is_some() {
+            return Ok(Some(self.holder.clone()));
+        }
+        let io = |e: std::io::Error| DbError::new(format!("lock file {}: {e}", path.display()));
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        // A file lock cannot be asked about, only tried: a shared one, for
+        // the instant until `file` is dropped. It never waits, and the
+        // migration lock taken meanwhile is busy, as for any holder, and
+        // retried within `lock_wait` (see `executor::lock`).
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => self.lock_holder().map(Some),
+            Err(TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
     fn schema_version(&mut self) -> Result<Option<String>, DbError> {
         match self.conn.query_row(&self.sql.select_schema_version, [], |r| r.get(0)) {
             Ok(version) => Ok(version),

@@ -150,6 +150,8 @@ fn lock_is_exclusive(db: &TestDb) {
         _ => format!("pid {}", settings.actor.pid),
     };
     assert!(holder.contains(&identifying), "{}: holder {holder:?} lacks {identifying:?}", db.engine.name());
+    let now = second.lock_holder_now().unwrap().unwrap_or_default();
+    assert!(now.contains(&identifying), "{}: holder now {now:?} lacks {identifying:?}", db.engine.name());
     // The lock lives across transactions (a section's COMMIT must not drop it).
     first.begin().unwrap();
     first.commit().unwrap();
@@ -160,6 +162,8 @@ fn lock_is_exclusive(db: &TestDb) {
     second.unlock().unwrap();
     // Unlocking what one does not hold is harmless.
     second.unlock().unwrap();
+    // Asking who holds a free lock takes nothing (the next try_lock gets it).
+    assert_eq!(second.lock_holder_now().unwrap(), None, "{}", db.engine.name());
     // A dropped connection releases the lock.
     assert!(first.try_lock().unwrap());
     drop(first);

@@ -161,7 +161,41 @@ fn a_held_lock_makes_others_wait_then_names_the_holder(db: &TestDb) {
     assert_eq!(journal(db).len(), 6);
 }
 
+/// A phase `running` while a pygrate holds the migration lock is most likely
+/// being run right now: `status` and `check` say so and name the holder
+/// instead of advising to settle it; without a holder, they advise it.
+fn a_running_phase_under_a_held_lock_is_not_to_be_settled(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\n", db.url));
+    p.write(
+        "releases/r1/v1.sql",
+        "-- @add no-transaction\nCREATE TABLE t (id INTEGER);\nINSERT INTO nope (id) VALUES (1);\n",
+    );
+    p.run_with(None, &["add"]).code(1);
+    // As a pygrate leaves it while it runs the section (statement 2 of 2).
+    db.execute("UPDATE pygrate_state SET status = 'running', error = NULL");
+    let settings = Settings::from_config(&Config::default(), Actor::current());
+    let mut holder = connect(&Location::parse(&db.url, p.path()).unwrap(), &settings, true).unwrap();
+    assert!(holder.try_lock().unwrap());
+    let settle = "look at the database, then `pygrate resolve r1/v1 add";
+    let held = "r1/v1: add is running, and the migration lock is held now by ";
+    let status = p.run_with(None, &["status"]);
+    status.ok().stdout_has(held).stdout_has("most likely that pygrate is running it");
+    assert!(!status.stdout.contains(settle), "{}", status.stdout);
+    p.run_with(None, &["check"]).code(1).stdout_has(held);
+    let json = p.run_with(None, &["status", "--format", "json"]).json();
+    assert!(json["problems"][0]["lock_holder"].is_string(), "{json}");
+    if db.engine == Engine::Sqlite {
+        status.stdout_has(&format!("pid {}", settings.actor.pid));
+    }
+    holder.unlock().unwrap();
+    let status = p.run_with(None, &["status"]);
+    status.ok().stdout_has(settle);
+    assert!(!status.stdout.contains("held now"), "{}", status.stdout);
+}
+
 crate::on_every_engine!(
+    a_running_phase_under_a_held_lock_is_not_to_be_settled,
     concurrent_ff_applies_every_phase_exactly_once,
     sigkill_at_any_moment_leaves_truthful_state,
     a_held_lock_makes_others_wait_then_names_the_holder,
