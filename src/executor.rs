@@ -273,7 +273,14 @@ impl Executor<'_, '_> {
     /// everything before it applied.
     pub fn run(&mut self, steps: &[Prepared<'_>], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
         let capabilities = self.backend.capabilities();
-        let atomic = |p: &Prepared<'_>| capabilities.transactional_ddl && !p.no_transaction;
+        // A phase resumed after some of its statements ran (a `no-transaction`
+        // section) goes on from there, even if its marker has since lost
+        // `no-transaction`: run atomically, it would run them all again.
+        let atomic = |p: &Prepared<'_>| {
+            capabilities.transactional_ddl
+                && !p.no_transaction
+                && p.step.resume.as_ref().is_none_or(|r| r.statements_done == 0)
+        };
         let shared_commits = capabilities.database_wide_writes && !self.commit_window.is_zero();
         let grouped = |p: &Prepared<'_>| shared_commits && atomic(p);
         let mut next = 0;

@@ -305,6 +305,19 @@ fn a_schema_named_after_the_user_does_not_hide_the_state(db: &TestDb) {
     p.run(db, &["check"]).ok();
 }
 
+/// A `no-transaction` section that failed after some statements resumes
+/// after them even if its marker lost `no-transaction` in the fix: the
+/// statements that ran are not run again.
+fn a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes(db: &TestDb) {
+    let p = Sandbox::empty();
+    let body = "CREATE TABLE r (id INTEGER PRIMARY KEY);\nINSERT INTO r VALUES (1);\n";
+    p.write("releases/r1/v001-r.sql", &format!("-- @add no-transaction\n{body}INSERT INTO nope VALUES (1);\n"));
+    p.run(db, &["ff"]).code(1);
+    p.write("releases/r1/v001-r.sql", &format!("-- @add\n{body}INSERT INTO r VALUES (2);\n"));
+    p.run(db, &["ff"]).ok().stdout_has("1 of 3 statements, resumed after 2");
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM r"), 2);
+}
+
 /// The port of a test server's URL (`scheme://user@host:port/db`).
 fn server_port(url: &str) -> u16 {
     let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
@@ -348,6 +361,7 @@ fn tcp_timer(pid: u32, port: u16) -> Option<(&'static str, u64)> {
 }
 
 crate::on_every_engine!(
+    a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes,
     a_section_that_moves_the_session_still_records_its_state,
     a_schema_named_after_the_user_does_not_hide_the_state,
     an_idle_connection_sends_keepalives_within_a_minute,
