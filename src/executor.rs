@@ -70,9 +70,10 @@ pub fn read_checked_state(backend: &mut dyn Backend) -> Result<State, DbError> {
     Ok(State::from_rows(backend.read_state()?.unwrap_or_default()))
 }
 
-/// The error for a session that could not be put back before `step`.
+/// The error for a session that could not be set up for `step`: reset after
+/// the section before, or brought to where a resumed section left it.
 fn restoring(step: &Step<'_>, error: DbError) -> Error {
-    Error::db(format!("{} {}: restoring the session after the section before", step.action, step.id()), error)
+    Error::db(format!("{} {}: setting up the session", step.action, step.id()), error)
 }
 
 /// What a lock timeout interrupted and is retried.
@@ -444,6 +445,14 @@ impl Executor<'_, '_> {
         let wrap = !p.no_transaction;
         self.backend.reset_session().map_err(|e| restoring(step, e))?;
         self.backend.apply_timeouts(false).map_err(context)?;
+        // A resume starts on a fresh session: what the completed statements
+        // did to it (`SET search_path`, `SET ROLE`, `USE`) is done again, so
+        // that the rest runs where it would have.
+        let dialect = self.backend.dialect();
+        for statement in p.statements[..first].iter().filter(|s| crate::backend::changes_session(s.sql, dialect)) {
+            on_event(Event::Statement { step, statement });
+            self.backend.execute(statement.sql).map_err(|e| restoring(step, e))?;
+        }
         if first == total {
             let (settled, log) = self.settled(step, started);
             return self.backend.record(&settled, Some(&log), false, false).map_err(context).map(|()| first);

@@ -332,7 +332,7 @@ impl Location {
 /// Whether `sql` may change the session for what follows: `SET` (not `SET
 /// LOCAL` or `SET TRANSACTION`, which end with the transaction), `RESET`,
 /// `USE`, or PostgreSQL's `set_config` (as pg_dump output calls it).
-fn changes_session(sql: &str, dialect: Dialect) -> bool {
+pub fn changes_session(sql: &str, dialect: Dialect) -> bool {
     let mut words = crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).filter(|t| t.is_code());
     let Some(first) = words.next() else { return false };
     if first.is_any_word(&["RESET", "USE"]) {

@@ -45,8 +45,9 @@ pub struct Postgres {
     locked: bool,
     in_transaction: bool,
     timeouts: Timeouts,
-    /// A statement since the last `reset_session` may have changed the session.
-    session_changed: bool,
+    /// `reset_session` was asked for and not yet sent: it travels with the
+    /// next message, ahead of its transaction.
+    reset_pending: bool,
 }
 
 /// The advisory lock's key, and the halves pg_locks shows it as.
@@ -123,6 +124,27 @@ impl Postgres {
         let _ = self.client.batch_execute("ROLLBACK");
         self.in_transaction = false;
         SectionError { replayed: true, ..SectionError::new(at, error) }
+    }
+
+    /// The session reset `reset_session` asked for, to put at the head of
+    /// the next message (before its BEGIN, so that a rollback keeps it).
+    fn take_reset(&mut self) -> &'static str {
+        // RESET ALL leaves the role alone; the connection's own settings
+        // (application_name) are what RESET goes back to.
+        if std::mem::take(&mut self.reset_pending) {
+            "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;\n"
+        } else {
+            ""
+        }
+    }
+
+    /// Sends a pending session reset on its own, before a message that
+    /// cannot carry it.
+    fn send_reset(&mut self) -> Result<(), DbError> {
+        match self.take_reset() {
+            "" => Ok(()),
+            reset => self.client.batch_execute(reset).map_err(db_error),
+        }
     }
 
     /// The advisory lock key, from the schema that holds the state tables:
@@ -206,7 +228,7 @@ impl Postgres {
             locked: false,
             in_transaction: false,
             timeouts: settings.timeouts,
-            session_changed: false,
+            reset_pending: false,
         })
     }
 }
@@ -356,6 +378,7 @@ impl Backend for Postgres {
     }
 
     fn begin(&mut self) -> Result<(), DbError> {
+        self.send_reset()?;
         self.client.batch_execute("BEGIN").map_err(db_error)?;
         self.in_transaction = true;
         Ok(())
@@ -377,23 +400,24 @@ impl Backend for Postgres {
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), DbError> {
-        self.session_changed |= super::changes_session(sql, Dialect::Postgres);
+        self.send_reset()?;
         // The simple query protocol runs any statement: DDL, DO blocks,
         // statements that return rows.
         self.client.batch_execute(sql).map_err(db_error)
     }
 
+    /// Always: a section can change the session in ways no look at its text
+    /// finds (`set_config` in a DO block or a function). Costs no round trip:
+    /// the reset goes with the next message.
     fn reset_session(&mut self) -> Result<(), DbError> {
-        if !std::mem::take(&mut self.session_changed) {
-            return Ok(());
-        }
-        // RESET ALL leaves the role alone; the connection's own settings
-        // (application_name) are what RESET goes back to.
-        self.client.batch_execute("RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL").map_err(db_error)
+        self.reset_pending = true;
+        Ok(())
     }
 
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError> {
-        let statements = self.timeout_statements(if in_transaction { "SET LOCAL" } else { "SET" });
+        // A pending reset first: it would otherwise undo session timeouts.
+        let reset = self.take_reset();
+        let statements = reset.to_string() + &self.timeout_statements(if in_transaction { "SET LOCAL" } else { "SET" });
         if statements.is_empty() {
             return Ok(());
         }
@@ -410,8 +434,8 @@ impl Backend for Postgres {
         log: &LogEntry,
         _started: Instant,
     ) -> Result<(), SectionError> {
-        self.session_changed |= statements.iter().any(|sql| super::changes_session(sql, Dialect::Postgres));
-        let mut batch = String::from("BEGIN;\n");
+        let mut batch = self.take_reset().to_string();
+        batch.push_str("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
         // Character ranges of the statements: PostgreSQL reports an error's
         // position in characters of the whole message.
@@ -426,8 +450,10 @@ impl Backend for Postgres {
             chars += len + 3;
         }
         let (state, log) = (state_sql::state_params(row), state_sql::log_params(log));
+        // As the session's own user: the section may have `SET ROLE` to one
+        // that cannot write pygrate's tables.
         let recording = format!(
-            "{};\n{};\n",
+            "SET LOCAL ROLE NONE;\n{};\n{};\n",
             state_sql::inline(Dialect::Postgres, &timed(&self.sql.upsert_state, state.len()), &state),
             state_sql::inline(Dialect::Postgres, &timed(&self.sql.insert_log, log.len()), &log)
         );
@@ -453,6 +479,38 @@ impl Backend for Postgres {
             .position(|r| r.contains(&(position.saturating_sub(1))))
             .map_or(FailedAt::Recording, FailedAt::Statement);
         Err(SectionError::new(at, error))
+    }
+
+    /// One message, written as the session's own user (the section may
+    /// have `SET ROLE` to one that cannot write pygrate's tables), in a
+    /// transaction of its own unless it goes into the open one.
+    fn record(&mut self, row: &PhaseState, log: Option<&LogEntry>, commit: bool, begin: bool) -> Result<(), DbError> {
+        let own = !self.in_transaction;
+        let mut batch = self.take_reset().to_string();
+        if own {
+            batch.push_str("BEGIN;\n");
+        }
+        // SET LOCAL ends with this transaction, so it cannot outlive the rows
+        // into the section's next statement.
+        if own || commit {
+            batch.push_str("SET LOCAL ROLE NONE;\n");
+        }
+        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.upsert_state, &state_sql::state_params(row)));
+        batch.push_str(";\n");
+        if let Some(log) = log {
+            batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.insert_log, &state_sql::log_params(log)));
+            batch.push_str(";\n");
+        }
+        if own || commit {
+            batch.push_str("COMMIT;\n");
+        }
+        if begin {
+            batch.push_str("BEGIN;\n");
+        }
+        self.in_transaction = true;
+        let sent = self.client.batch_execute(&batch).map_err(db_error);
+        self.in_transaction = sent.is_ok() && (begin || !(own || commit));
+        sent
     }
 
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {

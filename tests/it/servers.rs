@@ -318,6 +318,69 @@ fn a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes(db: &TestDb
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM r"), 2);
 }
 
+/// A resumed section starts on a fresh session: what its completed
+/// statements did to the session (`SET search_path`, `USE`) is done again,
+/// so the rest lands where it would have.
+fn a_resumed_section_runs_where_its_first_statements_put_it(db: &TestDb) {
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let app = format!("{database}_app");
+    let (create, enter) = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => (format!("CREATE SCHEMA {app};"), format!("SET search_path = {app};")),
+        Engine::Mysql => (format!("CREATE DATABASE {app};"), format!("USE {app};")),
+    };
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-app.sql", &format!("-- @add\n{create}\n"));
+    let section = |bad: &str| {
+        format!("-- @add no-transaction\n{enter}\nCREATE TABLE ok1 (id INTEGER);\nCREATE TABLE bad (id INTEGER){bad};\nCREATE TABLE ok2 (id INTEGER);\n")
+    };
+    p.write("releases/r1/v002-in-app.sql", &section(" BOGUS"));
+    let failed = p.run(db, &["ff"]);
+    p.write("releases/r1/v002-in-app.sql", &section(""));
+    let resumed = p.run(db, &["ff"]);
+    let placed: Vec<bool> = ["bad", "ok2"].iter().map(|t| db.table_exists(&format!("{app}.{t}"))).collect();
+    if db.engine == Engine::Mysql {
+        db.execute(&format!("DROP DATABASE IF EXISTS {app}"));
+    }
+    failed.code(1);
+    resumed.ok().stdout_has("resumed after 2");
+    assert_eq!(placed, [true, true], "the rest of the section ran in {app}");
+}
+
+/// A section may `SET ROLE` (to create objects its application owns) or
+/// change the session where no look at its text can tell (`set_config` in a
+/// DO block): pygrate still writes its own rows as the session's user, and
+/// the next section starts as the session began.
+fn a_section_that_sets_a_role_still_records_its_state(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let role = format!("{database}_app");
+    db.execute(&format!("CREATE ROLE {role} NOLOGIN; GRANT CREATE ON SCHEMA public TO {role}"));
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", &format!("-- @add\nSET ROLE {role};\nCREATE TABLE owned_a (id INTEGER);\n"));
+    p.write(
+        "releases/r1/v002-b.sql",
+        &format!("-- @add no-transaction\nSET ROLE {role};\nCREATE TABLE owned_b (id INTEGER);\n"),
+    );
+    p.write("releases/r1/v003-c.sql", "-- @add\nDO $$ BEGIN PERFORM set_config('search_path', '', false); END $$;\n");
+    p.write("releases/r1/v004-d.sql", "-- @add\nCREATE TABLE mine (id INTEGER);\n");
+    let run = p.run(db, &["ff"]);
+    let owner = |table: &str| {
+        db.query_strings(&format!("SELECT tableowner FROM pg_tables WHERE tablename = '{table}'"))
+            .first()
+            .and_then(|row| row[0].clone())
+            .unwrap_or_default()
+    };
+    let owners = [owner("owned_a"), owner("owned_b"), owner("mine")];
+    db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    run.ok();
+    assert_eq!(owners[..2], [role.clone(), role.clone()]);
+    assert_ne!(owners[2], role, "the next section ran as the session's user");
+    assert_eq!(state(db).iter().filter(|r| r.ends_with(" applied")).count(), 4 * 3);
+}
+
 /// The port of a test server's URL (`scheme://user@host:port/db`).
 fn server_port(url: &str) -> u16 {
     let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
@@ -361,6 +424,8 @@ fn tcp_timer(pid: u32, port: u16) -> Option<(&'static str, u64)> {
 }
 
 crate::on_every_engine!(
+    a_resumed_section_runs_where_its_first_statements_put_it,
+    a_section_that_sets_a_role_still_records_its_state,
     a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes,
     a_section_that_moves_the_session_still_records_its_state,
     a_schema_named_after_the_user_does_not_hide_the_state,
