@@ -507,9 +507,10 @@ impl Backend for Postgres {
         if begin {
             batch.push_str("BEGIN;\n");
         }
-        self.in_transaction = true;
         let sent = self.client.batch_execute(&batch).map_err(db_error);
-        self.in_transaction = sent.is_ok() && (begin || !(own || commit));
+        // After an error a transaction this message opened may be left
+        // aborted: the caller's rollback must then end it.
+        self.in_transaction = sent.is_err() || begin || !(own || commit);
         sent
     }
 
