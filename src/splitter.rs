@@ -323,6 +323,7 @@ mod tests {
     /// the `;` after it ends the statement.
     #[test]
     fn mysql_double_dash_without_space_is_code() {
+        assert_eq!(stmts("--;", Dialect::Mysql), vec![("--", 10)], "found by the property test");
         let text = "INSERT INTO m VALUES (5--1);\nINSERT INTO n VALUES (7);";
         assert_eq!(
             stmts(text, Dialect::Mysql),
@@ -595,7 +596,9 @@ mod tests {
         if Some(statement.sql) != text.get(statement.span.clone()) {
             return Err(format!("{statement:?} is not its span"));
         }
-        let first = Lexer::new(statement.sql, 1, dialect).next();
+        // Lexed in place, not alone: on MySQL whether `--` opens a comment
+        // depends on the char after it, which may lie past the statement.
+        let first = Lexer::new(text.get(statement.span.start..).unwrap_or_default(), 1, dialect).next();
         if !first.is_some_and(|t| t.is_ok_and(|t| t.is_code())) {
             return Err(format!("{statement:?} does not start with code"));
         }
