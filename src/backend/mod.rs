@@ -331,7 +331,9 @@ impl Location {
 
 /// Whether `sql` may change the session for what follows: `SET` (not `SET
 /// LOCAL` or `SET TRANSACTION`, which end with the transaction), `RESET`,
-/// `USE`, or PostgreSQL's `set_config` (as pg_dump output calls it).
+/// `USE`, or PostgreSQL's `set_config` (as pg_dump output calls it). Only
+/// that last case reads past the first words, and only on PostgreSQL: this
+/// runs for every statement of a MySQL section.
 pub fn changes_session(sql: &str, dialect: Dialect) -> bool {
     let mut words = crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).filter(|t| t.is_code());
     let Some(first) = words.next() else { return false };
@@ -341,7 +343,7 @@ pub fn changes_session(sql: &str, dialect: Dialect) -> bool {
     if first.is_word("SET") {
         return !words.next().is_some_and(|second| second.is_any_word(&["LOCAL", "TRANSACTION"]));
     }
-    crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).any(|t| t.is_word("set_config"))
+    dialect == Dialect::Postgres && words.any(|t| t.is_word("set_config"))
 }
 
 /// The user name and password (`rest` is the URL after `scheme://`) run to the

@@ -126,6 +126,23 @@ impl Postgres {
         SectionError { replayed: true, ..SectionError::new(at, error) }
     }
 
+    /// pygrate's state row (and log row) as SQL with their values inlined,
+    /// to travel in one message. `timed`: the duration is the time the
+    /// message has run so far, as the section's statements run in it too.
+    /// Run them as the session's own user (`SET LOCAL ROLE NONE`): a section
+    /// may have `SET ROLE` to one that cannot write pygrate's tables.
+    fn rows_sql(&self, row: &PhaseState, log: Option<&LogEntry>, timed_by_server: bool) -> String {
+        let statement = |template: &str, params: &[Value<'_>]| {
+            let template = if timed_by_server { timed(template, params.len()) } else { template.to_string() };
+            format!("{};\n", state_sql::inline(Dialect::Postgres, &template, params))
+        };
+        let mut sql = statement(&self.sql.upsert_state, &state_sql::state_params(row));
+        if let Some(log) = log {
+            sql.push_str(&statement(&self.sql.insert_log, &state_sql::log_params(log)));
+        }
+        sql
+    }
+
     /// The session reset `reset_session` asked for, to put at the head of
     /// the next message (before its BEGIN, so that a rollback keeps it).
     fn take_reset(&mut self) -> &'static str {
@@ -449,14 +466,7 @@ impl Backend for Postgres {
             batch.push_str("\n;\n");
             chars += len + 3;
         }
-        let (state, log) = (state_sql::state_params(row), state_sql::log_params(log));
-        // As the session's own user: the section may have `SET ROLE` to one
-        // that cannot write pygrate's tables.
-        let recording = format!(
-            "SET LOCAL ROLE NONE;\n{};\n{};\n",
-            state_sql::inline(Dialect::Postgres, &timed(&self.sql.upsert_state, state.len()), &state),
-            state_sql::inline(Dialect::Postgres, &timed(&self.sql.insert_log, log.len()), &log)
-        );
+        let recording = format!("SET LOCAL ROLE NONE;\n{}", self.rows_sql(row, Some(log), true));
         batch.push_str(&recording);
         batch.push_str("COMMIT");
         self.in_transaction = true;
@@ -495,12 +505,7 @@ impl Backend for Postgres {
         if own || commit {
             batch.push_str("SET LOCAL ROLE NONE;\n");
         }
-        batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.upsert_state, &state_sql::state_params(row)));
-        batch.push_str(";\n");
-        if let Some(log) = log {
-            batch.push_str(&state_sql::inline(Dialect::Postgres, &self.sql.insert_log, &state_sql::log_params(log)));
-            batch.push_str(";\n");
-        }
+        batch.push_str(&self.rows_sql(row, log, false));
         if own || commit {
             batch.push_str("COMMIT;\n");
         }

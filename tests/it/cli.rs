@@ -51,14 +51,20 @@ fn a_format_error_never_reaches_the_database() {
     assert!(server.accept().is_err(), "pygrate connected although the files have a format error");
 }
 
+/// A local port whose server accepts up to three connections and never
+/// answers; they stay open until the handle is dropped.
+fn silent_server() -> (u16, std::thread::JoinHandle<Vec<std::io::Result<std::net::TcpStream>>>) {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    (port, std::thread::spawn(move || server.incoming().take(3).collect()))
+}
+
 /// A server that accepts the connection and never answers (an overloaded
 /// host, a proxy with nothing behind it) fails the run after the connect
 /// timeout instead of hanging the deployment.
 #[test]
 fn a_server_that_never_answers_times_out() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let held = std::thread::spawn(move || server.incoming().take(3).collect::<Vec<_>>());
+    let (port, held) = silent_server();
     let p = Sandbox::fixture("portable");
     for (url, engine) in [
         (format!("postgres://postgres:s3cret@127.0.0.1:{port}/db?connect_timeout=1"), "PostgreSQL"),
@@ -93,9 +99,7 @@ fn a_server_that_never_answers_times_out() {
 /// (MySQL) mean wait as long as it takes, not the 10 s default or no time at all.
 #[test]
 fn a_zero_connect_timeout_waits_past_the_default() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let held = std::thread::spawn(move || server.incoming().take(3).collect::<Vec<_>>());
+    let (port, held) = silent_server();
     let p = Sandbox::fixture("portable");
     let mut children: Vec<_> = [
         format!("postgres://postgres@127.0.0.1:{port}/db?connect_timeout=0"),
