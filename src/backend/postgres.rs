@@ -9,12 +9,9 @@ use std::time::Instant;
 
 use postgres::config::{Host, SslMode};
 use postgres::types::ToSql;
-use std::future::Future;
-use std::pin::Pin;
 
 use postgres::error::ErrorPosition;
-use postgres::tls::{MakeTlsConnect, TlsConnect};
-use postgres::{Client, Config, NoTls, Socket};
+use postgres::{Client, Config, NoTls};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
@@ -25,6 +22,8 @@ use crate::error::{DbError, Error};
 use crate::phase::Phase;
 use crate::project::VersionId;
 use crate::state::{LogEntry, PhaseState};
+
+mod tls;
 
 /// SQLSTATEs this adapter acts on.
 const UNDEFINED_TABLE: &str = "42P01";
@@ -209,10 +208,7 @@ impl Postgres {
         let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);
         let mut client = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
             SslMode::Disable => config.connect(NoTls),
-            // Like libpq's `prefer` and `require`: encrypt, but verify neither
-            // the certificate chain nor the host name (libpq only verifies
-            // with verify-ca/verify-full, which this driver lacks).
-            _ => config.connect(LazyTls),
+            _ => config.connect(tls::UnverifiedTls),
         })
         .map_err(|e| Error::db(context.clone(), e))?
         .map_err(fail)?;
@@ -595,48 +591,6 @@ fn db_error(e: postgres::Error) -> DbError {
         detail: db.detail().map(str::to_string),
         hint,
         lock_timeout: code == LOCK_NOT_AVAILABLE,
-    }
-}
-
-/// TLS for `prefer`/`require`, set up only once the server agrees to it:
-/// building a connector loads the system's CA store (~40 ms and ~4 MB), which
-/// a server that declines TLS, as most local ones do, would make pure waste.
-struct LazyTls;
-
-impl MakeTlsConnect<Socket> for LazyTls {
-    type Stream = postgres_native_tls::TlsStream<Socket>;
-    type TlsConnect = LazyTlsConnect;
-    type Error = native_tls::Error;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyTlsConnect, native_tls::Error> {
-        Ok(LazyTlsConnect { domain: domain.to_string() })
-    }
-}
-
-struct LazyTlsConnect {
-    domain: String,
-}
-
-type TlsFuture =
-    Pin<Box<dyn Future<Output = Result<postgres_native_tls::TlsStream<Socket>, native_tls::Error>> + Send>>;
-
-impl TlsConnect<Socket> for LazyTlsConnect {
-    type Stream = postgres_native_tls::TlsStream<Socket>;
-    type Error = native_tls::Error;
-    type Future = TlsFuture;
-
-    fn connect(self, stream: Socket) -> TlsFuture {
-        // Like libpq's `prefer` and `require`: encrypt, but verify neither the
-        // certificate chain nor the host name (libpq verifies only with
-        // verify-ca/verify-full, which this driver lacks).
-        let connector = native_tls::TlsConnector::builder()
-            .danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true)
-            .build();
-        match connector {
-            Ok(connector) => postgres_native_tls::TlsConnector::new(connector, &self.domain).connect(stream),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
-        }
     }
 }
 
