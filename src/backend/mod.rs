@@ -6,6 +6,7 @@ mod postgres;
 mod sqlite;
 pub mod state_sql;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -404,6 +405,26 @@ fn mask_word(text: &str, secret: &str) -> String {
         }
     }
     out
+}
+
+/// Linux's limits for TCP_KEEPIDLE and TCP_KEEPINTVL (seconds) and for
+/// TCP_KEEPCNT. The drivers hand the URL's values to the kernel as they are,
+/// and one it refuses fails the connect with a bare "Invalid argument".
+const KEEPALIVE_SECS: RangeInclusive<u64> = 1..=32_767;
+const KEEPALIVE_PROBES: RangeInclusive<u64> = 1..=127;
+
+/// A keepalive setting of the URL that the kernel would refuse, as a usage
+/// error naming the parameter.
+fn check_keepalive(url: &str, parameter: &str, value: u64, range: &RangeInclusive<u64>) -> Result<(), Error> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "connection `{}`: {parameter}={value} is out of range; the kernel accepts {} to {}",
+        redact(url),
+        range.start(),
+        range.end()
+    )))
 }
 
 /// Runs a driver's connect with a deadline on the whole of it. The drivers

@@ -10,7 +10,7 @@ use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, UrlError};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
-use super::{scrub_password, Backend, Capabilities, Settings, Timeouts};
+use super::{scrub_password, Backend, Capabilities, Settings, Timeouts, KEEPALIVE_PROBES, KEEPALIVE_SECS};
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
@@ -156,8 +156,26 @@ impl Mysql {
             None => settings.connect_timeout,
         };
         builder = builder.tcp_connect_timeout(limit);
+        if opts.get_db_name().is_none_or(str::is_empty) {
+            return Err(Error::Usage(format!(
+                "connection `{}` names no database; add it as the URL's path: mysql://user@host:3306/DATABASE",
+                redact(url)
+            )));
+        }
         let keepalive = settings.keepalive;
-        match opts.get_tcp_keepalive_time_ms() {
+        let idle_ms = opts.get_tcp_keepalive_time_ms();
+        if let Some(ms) = idle_ms.filter(|ms| *ms != 0) {
+            // The driver hands the kernel whole seconds.
+            let range = KEEPALIVE_SECS.start() * 1000..=KEEPALIVE_SECS.end() * 1000 + 999;
+            super::check_keepalive(url, "tcp_keepalive_time_ms", u64::from(ms), &range)?;
+        }
+        if let Some(secs) = opts.get_tcp_keepalive_probe_interval_secs() {
+            super::check_keepalive(url, "tcp_keepalive_probe_interval_secs", u64::from(secs), &KEEPALIVE_SECS)?;
+        }
+        if let Some(count) = opts.get_tcp_keepalive_probe_count() {
+            super::check_keepalive(url, "tcp_keepalive_probe_count", u64::from(count), &KEEPALIVE_PROBES)?;
+        }
+        match idle_ms {
             // 0 turns keepalive off (the driver would hand the kernel an idle
             // time of 0, which it refuses).
             Some(0) => {

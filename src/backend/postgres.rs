@@ -174,22 +174,37 @@ impl Postgres {
             .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), error_chain(&e))))?;
         // `connect_timeout=0` means wait indefinitely, as in libpq; the driver
         // keeps it as unset, so look at what the URL says.
-        if config.get_connect_timeout().is_none() && !names_option(url, "connect_timeout") {
+        if config.get_connect_timeout().is_none() && option_value(url, "connect_timeout").is_none() {
             if let Some(limit) = settings.connect_timeout {
                 config.connect_timeout(limit);
             }
         }
         if config.get_keepalives() {
+            // As in libpq, a 0 means the default (here pygrate's); the driver
+            // ignores a 0 idle time or interval, and hands a 0 count to the
+            // kernel, which refuses it.
             let keepalive = settings.keepalive;
-            if !names_option(url, "keepalives_idle") {
+            let idle_given =
+                option_value(url, "keepalives_idle").and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > 0);
+            if !idle_given {
                 config.keepalives_idle(keepalive.idle);
             }
             if config.get_keepalives_interval().is_none() {
                 config.keepalives_interval(keepalive.interval);
             }
-            if config.get_keepalives_retries().is_none() {
+            if config.get_keepalives_retries().unwrap_or(0) == 0 {
                 config.keepalives_retries(keepalive.retries);
             }
+            super::check_keepalive(
+                url,
+                "keepalives_idle",
+                config.get_keepalives_idle().as_secs(),
+                &super::KEEPALIVE_SECS,
+            )?;
+            let interval = config.get_keepalives_interval().unwrap_or(keepalive.interval);
+            super::check_keepalive(url, "keepalives_interval", interval.as_secs(), &super::KEEPALIVE_SECS)?;
+            let retries = config.get_keepalives_retries().unwrap_or(keepalive.retries);
+            super::check_keepalive(url, "keepalives_retries", u64::from(retries), &super::KEEPALIVE_PROBES)?;
         }
         // Shown in pg_stat_activity, so that whoever waits for the lock learns
         // who holds it. An application_name in the URL is the user's choice.
@@ -259,11 +274,13 @@ fn run(client: &mut Client, sql: &str, params: &[Value<'_>]) -> Result<(), DbErr
     client.execute(sql, &refs).map(drop).map_err(db_error)
 }
 
-/// Whether the URL sets `option` as a query parameter: the driver cannot tell
-/// an option left unset from one set to its default.
-fn names_option(url: &str, option: &str) -> bool {
-    url.split_once('?').is_some_and(|(_, query)| {
-        query.split('&').any(|pair| pair.split_once('=').map_or(pair, |(key, _)| key) == option)
+/// The value the URL gives `option` as a query parameter, if it names it:
+/// the driver cannot tell an option left unset from one set to its default.
+fn option_value<'u>(url: &'u str, option: &str) -> Option<&'u str> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| match pair.split_once('=') {
+        Some((key, value)) => (key == option).then_some(value),
+        None => (pair == option).then_some(""),
     })
 }
 
@@ -596,14 +613,16 @@ fn db_error(e: postgres::Error) -> DbError {
 
 #[cfg(test)]
 mod tests {
-    use super::names_option;
+    use super::option_value;
 
     #[test]
     fn options_named_in_the_query() {
-        assert!(names_option("postgres://u@h/db?sslmode=disable&connect_timeout=0", "connect_timeout"));
-        assert!(names_option("postgresql://h/db?keepalives_idle=5", "keepalives_idle"));
-        assert!(!names_option("postgres://u@h/connect_timeout", "connect_timeout"));
-        assert!(!names_option("postgres://u@h/db?my_connect_timeout=1", "connect_timeout"));
-        assert!(!names_option("postgres://u@h/db?application_name=connect_timeout", "connect_timeout"));
+        let value = option_value;
+        assert_eq!(value("postgres://u@h/db?sslmode=disable&connect_timeout=0", "connect_timeout"), Some("0"));
+        assert_eq!(value("postgresql://h/db?keepalives_idle=5", "keepalives_idle"), Some("5"));
+        assert_eq!(value("postgresql://h/db?keepalives_idle", "keepalives_idle"), Some(""));
+        assert_eq!(value("postgres://u@h/connect_timeout", "connect_timeout"), None);
+        assert_eq!(value("postgres://u@h/db?my_connect_timeout=1", "connect_timeout"), None);
+        assert_eq!(value("postgres://u@h/db?application_name=connect_timeout", "connect_timeout"), None);
     }
 }

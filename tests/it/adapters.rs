@@ -411,6 +411,22 @@ fn postgres_sslmode_is_honoured() {
     }
 }
 
+/// MySQL has no default database: without one the first state read failed
+/// with error 1046 (exit 1) after connecting.
+#[test]
+fn mysql_url_without_a_database_is_a_usage_error() {
+    let Some(db) = TestDb::create(Engine::Mysql) else { return };
+    let (base, query) = db.url.split_once('?').map_or((db.url.as_str(), ""), |(b, q)| (b, q));
+    let server = &base[..base.rfind('/').unwrap_or(base.len())];
+    for url in [server.to_string(), format!("{server}/"), format!("{server}/?{query}")] {
+        match open_with(&url, &settings("pygrate")) {
+            Err(Error::Usage(message)) => assert!(message.contains("names no database"), "{url}: {message}"),
+            Err(other) => panic!("{url}: {other}"),
+            Ok(_) => panic!("{url}: connected"),
+        }
+    }
+}
+
 #[test]
 fn mysql_ssl_mode_is_honoured() {
     let Some(db) = TestDb::create(Engine::Mysql) else { return };

@@ -224,17 +224,26 @@ fn a_failure_that_does_not_recur_is_not_blamed_on_the_state(db: &TestDb) {
 /// not after the kernel's 2 hours (PostgreSQL) or never (MySQL). A setting in
 /// the URL wins. The kernel shows the probe timer in /proc/net/tcp.
 fn an_idle_connection_sends_keepalives_within_a_minute(db: &TestDb) {
-    let (sleep, own_setting, off) = match db.engine {
+    // As in libpq, a PostgreSQL 0 means the default.
+    let (sleep, own_setting, off, zeros) = match db.engine {
         Engine::Sqlite => return,
-        Engine::Postgres => ("SELECT pg_sleep(3);", "keepalives_idle=600", "keepalives=0"),
-        Engine::Mysql => ("SELECT SLEEP(3);", "tcp_keepalive_time_ms=600000", "tcp_keepalive_time_ms=0"),
+        Engine::Postgres => (
+            "SELECT pg_sleep(3);",
+            "keepalives_idle=600",
+            "keepalives=0",
+            "keepalives_idle=0&keepalives_interval=0&keepalives_retries=0",
+        ),
+        Engine::Mysql => ("SELECT SLEEP(3);", "tcp_keepalive_time_ms=600000", "tcp_keepalive_time_ms=0", ""),
     };
     let port = server_port(&db.url);
     let with = |setting: &str| format!("{}{}{setting}", db.url, if db.url.contains('?') { '&' } else { '?' });
     let p = Sandbox::empty();
-    for (version, url, seconds) in
-        [("v001", db.url.clone(), Some(1..=60)), ("v002", with(own_setting), Some(61..=600)), ("v003", with(off), None)]
-    {
+    for (version, url, seconds) in [
+        ("v001", db.url.clone(), Some(1..=60)),
+        ("v002", with(own_setting), Some(61..=600)),
+        ("v003", with(off), None),
+        ("v004", with(zeros), Some(1..=60)),
+    ] {
         p.write(&format!("releases/r1/{version}-wait.sql"), &format!("-- @add\n{sleep}\n"));
         let mut child = p.command(Some(&url), &["ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let started = Instant::now();
@@ -258,6 +267,30 @@ fn an_idle_connection_sends_keepalives_within_a_minute(db: &TestDb) {
             (timer, seconds) => assert_eq!(timer.is_some(), seconds.is_some(), "{version}: keepalive timer {timer:?}"),
         }
     }
+}
+
+/// A keepalive setting the kernel refuses would fail every connect with a
+/// bare "Invalid argument"; it is a usage error naming the parameter, before
+/// anything is connected to.
+fn keepalive_values_the_kernel_refuses_are_usage_errors(db: &TestDb) {
+    let refused: &[&str] = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => &["keepalives_idle=32768", "keepalives_interval=40000", "keepalives_retries=128"],
+        Engine::Mysql => &[
+            "tcp_keepalive_time_ms=999",
+            "tcp_keepalive_time_ms=32768000",
+            "tcp_keepalive_probe_interval_secs=0",
+            "tcp_keepalive_probe_count=0",
+            "tcp_keepalive_probe_count=200",
+        ],
+    };
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-t.sql", "-- @add\nCREATE TABLE t (id INTEGER PRIMARY KEY);\n");
+    for setting in refused {
+        let url = format!("{}{}{setting}", db.url, if db.url.contains('?') { '&' } else { '?' });
+        p.run_with(Some(&url), &["ff"]).code(2).stderr_has(&format!("{setting} is out of range"));
+    }
+    assert!(!db.table_exists("pygrate_state") && !db.table_exists("t"), "nothing created");
 }
 
 /// A section may move the session elsewhere (`SET search_path`, `USE`, as
@@ -430,6 +463,7 @@ crate::on_every_engine!(
     a_section_that_moves_the_session_still_records_its_state,
     a_schema_named_after_the_user_does_not_hide_the_state,
     an_idle_connection_sends_keepalives_within_a_minute,
+    keepalive_values_the_kernel_refuses_are_usage_errors,
     an_error_without_position_still_names_its_statement,
     a_lock_timeout_is_waited_for_once_per_attempt,
     a_statement_timeout_is_waited_for_once,
