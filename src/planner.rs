@@ -298,11 +298,26 @@ impl<'a> Lanes<'a> {
         if let Some(newest) = self.entries.iter().rev().find(|e| e.has_state()) {
             // An older release is out of reach; a newer one has nothing to roll back.
             if natural_cmp(&newest.id.release, target_release) == Ordering::Greater {
+                let why = match self.clearing_hint(&newest.id.release, dialect) {
+                    Ok(commands) => {
+                        // Clearing the newer release would not help a target
+                        // that no rollback can reach anyway: say that instead.
+                        let applied = self.applied_in(phase);
+                        let never = (0..self.entries.len())
+                            .rev()
+                            .filter(|&i| applied[i] && target.contains(&self.entries[i].id))
+                            .find_map(|i| self.irreversible(i, phase, &applied, dialect));
+                        if let Some(never) = never {
+                            return Err(never);
+                        }
+                        commands
+                    }
+                    Err(why) => why,
+                };
                 return Err(format!(
                     "{command} {target}: release {} has state and is newer than {target_release}; a rollback never reaches \
-                     past the newest release that has state: {}",
+                     past the newest release that has state: {why}",
                     newest.id.release,
-                    self.clearing_hint(&newest.id.release, dialect)
                 ));
             }
         }
@@ -359,35 +374,12 @@ impl<'a> Lanes<'a> {
         if let Some(s) = entry.unsettled().filter(|s| s.phase != phase) {
             return Err(unsettled_message(id, s));
         }
+        if let Some(never) = self.irreversible(i, phase, applied, dialect) {
+            return Err(never);
+        }
         // What must be undone first: its next phase, then the later versions' same phase.
         let next = phase.next().filter(|&next| entry.cell(next) == Cell::Applied);
         let later = (i + 1..self.entries.len()).find(|&k| applied[k]);
-        if let Some(next) = next {
-            if let Some(never) = self.never_undone(i, next, &self.applied_in(next), dialect) {
-                return Err(if next == Phase::Drop {
-                    format!("{command} {id}: its drop is applied, and drop is final: its {phase} can no longer be rolled back")
-                } else {
-                    format!(
-                        "{command} {id}: its {next} is applied and can no longer be undone ({never}), so neither can its {phase}"
-                    )
-                });
-            }
-        }
-        if let Some(k) = later {
-            if let Some(never) = self.never_undone(k, phase, applied, dialect) {
-                return Err(format!(
-                    "{command} {id}: {phase} of the later version {} is applied and can no longer be undone ({never}), \
-                     so neither can this one",
-                    self.entries[k].id
-                ));
-            }
-        }
-        if entry.final_phase(phase, dialect).is_some() {
-            return Err(format!(
-                "{command} {id}: {} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
-                migration.path.display()
-            ));
-        }
         if let Some(next) = next {
             return Err(format!(
                 "{command} {id}: its {next} is applied; undo it first: pygrate {} {id}",
@@ -401,6 +393,42 @@ impl<'a> Lanes<'a> {
             ));
         }
         Ok(migration)
+    }
+
+    /// Why `phase` of entry `i` (applied) can never be rolled back, whatever
+    /// is undone first, if so: its next phase, the same phase of a later
+    /// version or its own section is beyond undoing.
+    fn irreversible(&self, i: usize, phase: Phase, applied: &[bool], dialect: Dialect) -> Option<String> {
+        let entry = &self.entries[i];
+        let id = &entry.id;
+        let command = Action::Rollback(phase).command();
+        if let Some(next) = phase.next().filter(|&next| entry.cell(next) == Cell::Applied) {
+            if let Some(never) = self.never_undone(i, next, &self.applied_in(next), dialect) {
+                return Some(if next == Phase::Drop {
+                    format!("{command} {id}: its drop is applied, and drop is final: its {phase} can no longer be rolled back")
+                } else {
+                    format!(
+                        "{command} {id}: its {next} is applied and can no longer be undone ({never}), so neither can its {phase}"
+                    )
+                });
+            }
+        }
+        if let Some(k) = (i + 1..self.entries.len()).find(|&k| applied[k]) {
+            if let Some(never) = self.never_undone(k, phase, applied, dialect) {
+                return Some(format!(
+                    "{command} {id}: {phase} of the later version {} is applied and can no longer be undone ({never}), \
+                     so neither can this one",
+                    self.entries[k].id
+                ));
+            }
+        }
+        let migration = entry.migration?;
+        entry.final_phase(phase, dialect).map(|_| {
+            format!(
+                "{command} {id}: {} has no `-- @{command}` section, so its {phase} is irreversible; write one (then `pygrate rehash {id}`) or undo it by hand",
+                migration.path.display()
+            )
+        })
     }
 
     /// The applied phase nothing can undo among `phase` of entry `i` and
@@ -432,22 +460,22 @@ impl<'a> Lanes<'a> {
     }
 
     /// What takes every state off `release` (the newest that has any), so
-    /// that a rollback can reach past it.
-    fn clearing_hint(&self, release: &str, dialect: Dialect) -> String {
+    /// that a rollback can reach past it: the commands to run, or why none can.
+    fn clearing_hint(&self, release: &str, dialect: Dialect) -> Result<String, String> {
         let entries = || self.entries.iter().filter(|e| e.id.release == release);
         if let Some((id, s)) = entries().find_map(|e| e.unsettled().map(|s| (&e.id, s))) {
-            return unsettled_message(id, s);
+            return Err(unsettled_message(id, s));
         }
         let applied =
             entries().flat_map(|e| Phase::ALL.into_iter().filter(|&p| e.cell(p) == Cell::Applied).map(move |p| (e, p)));
         if let Some(never) = applied.into_iter().find_map(|(e, p)| e.final_phase(p, dialect)) {
-            return format!("{never}: a rollback can no longer reach past {release}");
+            return Err(format!("{never}: a rollback can no longer reach past {release}"));
         }
-        if entries().any(|e| e.cell(Phase::Simdrop) == Cell::Applied) {
+        Ok(if entries().any(|e| e.cell(Phase::Simdrop) == Cell::Applied) {
             format!("roll it back first: pygrate rollback_simdrop {release}, then pygrate rollback_add {release}")
         } else {
             format!("roll it back first: pygrate rollback_add {release}")
-        }
+        })
     }
 
     /// Everything `status` flags and `check` fails on.

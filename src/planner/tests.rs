@@ -395,6 +395,18 @@ fn a_rollback_blocked_by_a_final_drop_says_so_instead_of_naming_a_refused_comman
     let lanes = Lanes::new(&ms, &st);
     let e = lanes.plan_rollback(Simdrop, &target(&lanes, "r1"), Sqlite).unwrap_err();
     assert!(e.contains("pygrate rollback_simdrop r2, then pygrate rollback_add r2"), "{e}");
+    // Clearing the newer release would not help when the target's own drop
+    // is applied: the refusal says so rather than send the user to roll r2 back.
+    let (ms, st) = world(&[(0, Add), (0, Simdrop), (0, Drop), (2, Add), (2, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    for t in ["r1", "r1/v1"] {
+        let e = lanes.plan_rollback(Simdrop, &target(&lanes, t), Sqlite).unwrap_err();
+        assert!(
+            e.contains("rollback_simdrop r1/v1: its drop is applied, and drop is final")
+                && !e.contains("pygrate rollback"),
+            "{t}: {e}"
+        );
+    }
 }
 
 #[test]
