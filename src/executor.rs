@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, FailedAt, SectionError, Unlocated};
+use crate::backend::{Backend, FailedAt, SectionError, SectionRun, Unlocated};
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
 use crate::parser::Migration;
@@ -123,6 +123,15 @@ pub enum Event<'e> {
         resumed_after: usize,
         elapsed: Duration,
     },
+}
+
+/// `Event::Statement` for statement `i` of `p`, as the backend sends it.
+fn statement_events<'p>(p: &'p Prepared<'_>, on_event: &'p mut dyn FnMut(Event<'_>)) -> impl FnMut(usize) + 'p {
+    move |i| {
+        if let Some(statement) = p.statements.get(i) {
+            on_event(Event::Statement { step: &p.step, statement });
+        }
+    }
 }
 
 /// A step with its statements split, checked before anything runs.
@@ -342,13 +351,11 @@ impl Executor<'_, '_> {
             }
             on_event(Event::Started { step: &p.step });
             let started = Instant::now();
-            for statement in &p.statements {
-                on_event(Event::Statement { step: &p.step, statement });
-            }
             let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
-            if self.backend.run_nested(&sqls, &row, &log, started).is_err() {
+            let section = SectionRun { statements: &sqls, row: &row, log: &log, started };
+            if self.backend.run_nested(&section, &mut statement_events(p, on_event)).is_err() {
                 stopped_by_error = true;
                 break;
             }
@@ -411,16 +418,15 @@ impl Executor<'_, '_> {
         started: Instant,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), SectionError> {
-        for statement in &p.statements {
-            on_event(Event::Statement { step: &p.step, statement });
-        }
         let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
+        let section = SectionRun { statements: &sqls, row: &row, log: &log, started: Instant::now() };
+        let on_statement = &mut statement_events(p, on_event);
         if stepwise {
-            self.backend.run_stepwise(&sqls, &row, &log, Instant::now())
+            self.backend.run_stepwise(&section, on_statement)
         } else {
-            self.backend.run_atomic(&sqls, &row, &log, Instant::now())
+            self.backend.run_atomic(&section, on_statement)
         }
     }
 

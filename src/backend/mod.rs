@@ -76,6 +76,15 @@ impl SectionError {
     }
 }
 
+/// A section to run in a transaction, with the rows that record it.
+pub struct SectionRun<'s> {
+    pub statements: &'s [&'s str],
+    pub row: &'s PhaseState,
+    pub log: &'s LogEntry,
+    /// The rows record how long the statements took since then.
+    pub started: Instant,
+}
+
 /// How long statements may wait, from the config.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {
@@ -183,32 +192,28 @@ pub trait Backend {
     fn reset_session(&mut self) -> Result<(), DbError>;
 
     /// Runs a section's statements, its state row and its log row in one
-    /// transaction; the rows record how long the statements took since
-    /// `started`. On error the transaction is left for the caller to roll
+    /// transaction. On error the transaction is left for the caller to roll
     /// back. Adapters may override it to save round trips, at the price of
     /// knowing less about where a failure happened (see `FailedAt`).
+    /// `on_statement(i)` is called as statement `i` is sent.
     fn run_atomic(
         &mut self,
-        statements: &[&str],
-        row: &PhaseState,
-        log: &LogEntry,
-        started: Instant,
+        section: &SectionRun<'_>,
+        on_statement: &mut dyn FnMut(usize),
     ) -> Result<(), SectionError> {
-        self.run_stepwise(statements, row, log, started)
+        self.run_stepwise(section, on_statement)
     }
 
     /// `run_atomic` one statement at a time, so that a failure names its
     /// statement without anything being run twice. Not overridden.
     fn run_stepwise(
         &mut self,
-        statements: &[&str],
-        row: &PhaseState,
-        log: &LogEntry,
-        started: Instant,
+        section: &SectionRun<'_>,
+        on_statement: &mut dyn FnMut(usize),
     ) -> Result<(), SectionError> {
         self.begin().map_err(SectionError::recording)?;
         self.apply_timeouts(true).map_err(SectionError::recording)?;
-        self.run_section(statements, row, log, started)?;
+        self.run_section(section, on_statement)?;
         self.commit().map_err(SectionError::recording)
     }
 
@@ -216,18 +221,24 @@ pub trait Backend {
     /// the statements took, in the transaction that is open.
     fn run_section(
         &mut self,
-        statements: &[&str],
-        row: &PhaseState,
-        log: &LogEntry,
-        started: Instant,
+        section: &SectionRun<'_>,
+        on_statement: &mut dyn FnMut(usize),
     ) -> Result<(), SectionError> {
-        for (i, sql) in statements.iter().enumerate() {
+        for (i, sql) in section.statements.iter().enumerate() {
+            on_statement(i);
             self.execute(sql).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
         }
-        let duration_ms = elapsed_ms(started);
-        self.save_phase(&PhaseState { duration_ms, ..row.clone() })
-            .and_then(|()| self.append_log(&LogEntry { duration_ms, ..log.clone() }))
-            .map_err(SectionError::recording)
+        let duration_ms = elapsed_ms(section.started);
+        let row = PhaseState { duration_ms, ..section.row.clone() };
+        let log = LogEntry { duration_ms, ..section.log.clone() };
+        self.record_section(&row, &log).map_err(SectionError::recording)
+    }
+
+    /// A section's state and log rows, the last writes of its open
+    /// transaction.
+    fn record_section(&mut self, row: &PhaseState, log: &LogEntry) -> Result<(), DbError> {
+        self.save_phase(row)?;
+        self.append_log(log)
     }
 
     /// Runs a section, its state row and its log row inside the open
@@ -235,13 +246,11 @@ pub trait Backend {
     /// behind and the transaction stays open for what ran before it.
     fn run_nested(
         &mut self,
-        statements: &[&str],
-        row: &PhaseState,
-        log: &LogEntry,
-        started: Instant,
+        section: &SectionRun<'_>,
+        on_statement: &mut dyn FnMut(usize),
     ) -> Result<(), SectionError> {
         self.execute("SAVEPOINT pygrate_section").map_err(SectionError::recording)?;
-        let ran = self.run_section(statements, row, log, started);
+        let ran = self.run_section(section, on_statement);
         if ran.is_err() {
             let _ = self.execute("ROLLBACK TO SAVEPOINT pygrate_section");
         }

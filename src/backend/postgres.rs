@@ -5,7 +5,6 @@
 //! forever.
 
 use std::str::FromStr;
-use std::time::Instant;
 
 use postgres::config::{Host, SslMode};
 use postgres::types::ToSql;
@@ -15,7 +14,7 @@ use postgres::{Client, Config, NoTls};
 use sha2::{Digest, Sha256};
 
 use super::state_sql::{self, StateSql, Value};
-use super::{scrub_password, Backend, Capabilities, FailedAt, SectionError, Settings, Timeouts, Unlocated};
+use super::{scrub_password, Backend, Capabilities, FailedAt, SectionError, SectionRun, Settings, Timeouts, Unlocated};
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
@@ -123,6 +122,12 @@ impl Postgres {
         let _ = self.client.batch_execute("ROLLBACK");
         self.in_transaction = false;
         SectionError { replayed: true, ..SectionError::new(at, error) }
+    }
+
+    /// A section's rows, the last writes of its transaction, written as the
+    /// session's own user.
+    fn section_rows_sql(&self, row: &PhaseState, log: &LogEntry, timed_by_server: bool) -> String {
+        format!("SET LOCAL ROLE NONE;\n{}", self.rows_sql(row, Some(log), timed_by_server))
     }
 
     /// pygrate's state row (and log row) as SQL with their values inlined,
@@ -459,11 +464,10 @@ impl Backend for Postgres {
     /// one per statement and two per state write.
     fn run_atomic(
         &mut self,
-        statements: &[&str],
-        row: &PhaseState,
-        log: &LogEntry,
-        _started: Instant,
+        section: &SectionRun<'_>,
+        on_statement: &mut dyn FnMut(usize),
     ) -> Result<(), SectionError> {
+        let statements = section.statements;
         let mut batch = self.take_reset().to_string();
         batch.push_str("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
@@ -479,9 +483,10 @@ impl Backend for Postgres {
             batch.push_str("\n;\n");
             chars += len + 3;
         }
-        let recording = format!("SET LOCAL ROLE NONE;\n{}", self.rows_sql(row, Some(log), true));
+        let recording = self.section_rows_sql(section.row, section.log, true);
         batch.push_str(&recording);
         batch.push_str("COMMIT");
+        (0..statements.len()).for_each(&mut *on_statement);
         self.in_transaction = true;
         let Err(e) = self.client.batch_execute(&batch) else {
             self.in_transaction = false;
@@ -502,6 +507,10 @@ impl Backend for Postgres {
             .position(|r| r.contains(&(position.saturating_sub(1))))
             .map_or(FailedAt::Recording, FailedAt::Statement);
         Err(SectionError::new(at, error))
+    }
+
+    fn record_section(&mut self, row: &PhaseState, log: &LogEntry) -> Result<(), DbError> {
+        self.client.batch_execute(&self.section_rows_sql(row, log, false)).map_err(db_error)
     }
 
     /// One message, written as the session's own user (the section may

@@ -390,28 +390,56 @@ fn a_section_that_sets_a_role_still_records_its_state(db: &TestDb) {
     }
     let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
     let role = format!("{database}_app");
-    db.execute(&format!("CREATE ROLE {role} NOLOGIN; GRANT CREATE ON SCHEMA public TO {role}"));
+    db.execute(&format!("CREATE ROLE {role} NOLOGIN"));
+    // Sections sent whole, and (`lock_retries: 0`) statement by statement.
+    for (config, run) in [("", "whole"), ("lock_retries: 0\n", "stepwise")] {
+        db.execute(&format!("GRANT CREATE ON SCHEMA public TO {role}"));
+        let p = Sandbox::empty();
+        p.write("conf.d/test.yaml", config);
+        p.write(
+            "releases/r1/v001-a.sql",
+            &format!("-- @add\nSET ROLE {role};\nCREATE TABLE owned_a_{run} (id INTEGER);\n"),
+        );
+        p.write(
+            "releases/r1/v002-b.sql",
+            &format!("-- @add no-transaction\nSET ROLE {role};\nCREATE TABLE owned_b_{run} (id INTEGER);\n"),
+        );
+        p.write(
+            "releases/r1/v003-c.sql",
+            "-- @add\nDO $$ BEGIN PERFORM set_config('search_path', '', false); END $$;\n",
+        );
+        p.write("releases/r1/v004-d.sql", &format!("-- @add\nCREATE TABLE mine_{run} (id INTEGER);\n"));
+        let outcome = p.run(db, &["ff"]);
+        let owner = |table: &str| {
+            db.query_strings(&format!("SELECT tableowner FROM pg_tables WHERE tablename = '{table}_{run}'"))
+                .first()
+                .and_then(|row| row[0].clone())
+                .unwrap_or_default()
+        };
+        let owners = [owner("owned_a"), owner("owned_b"), owner("mine")];
+        db.execute(&format!("DROP OWNED BY {role}"));
+        outcome.ok();
+        assert_eq!(owners[..2], [role.clone(), role.clone()], "{run}");
+        assert_ne!(owners[2], role, "{run}: the next section ran as the session's user");
+        assert_eq!(state(db).iter().filter(|r| r.ends_with(" applied")).count(), 4 * 3, "{run}");
+        db.execute("DROP TABLE pygrate_state, pygrate_log, pygrate_meta");
+    }
+    db.execute(&format!("DROP ROLE {role}"));
+}
+
+/// `-v` shows each statement as it is sent: where a section runs statement
+/// by statement, the ones after a failure never ran and are not shown.
+fn verbose_shows_only_the_statements_that_were_sent(db: &TestDb) {
     let p = Sandbox::empty();
-    p.write("releases/r1/v001-a.sql", &format!("-- @add\nSET ROLE {role};\nCREATE TABLE owned_a (id INTEGER);\n"));
+    // PostgreSQL sends a transactional section whole unless no retry can follow.
+    p.write("conf.d/test.yaml", "lock_retries: 0\n");
     p.write(
-        "releases/r1/v002-b.sql",
-        &format!("-- @add no-transaction\nSET ROLE {role};\nCREATE TABLE owned_b (id INTEGER);\n"),
+        "releases/r1/v001-a.sql",
+        "-- @add\nCREATE TABLE sent_first (id INTEGER);\nINSERT INTO nowhere VALUES (1);\nCREATE TABLE never_sent (id INTEGER);\n",
     );
-    p.write("releases/r1/v003-c.sql", "-- @add\nDO $$ BEGIN PERFORM set_config('search_path', '', false); END $$;\n");
-    p.write("releases/r1/v004-d.sql", "-- @add\nCREATE TABLE mine (id INTEGER);\n");
-    let run = p.run(db, &["ff"]);
-    let owner = |table: &str| {
-        db.query_strings(&format!("SELECT tableowner FROM pg_tables WHERE tablename = '{table}'"))
-            .first()
-            .and_then(|row| row[0].clone())
-            .unwrap_or_default()
-    };
-    let owners = [owner("owned_a"), owner("owned_b"), owner("mine")];
-    db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
-    run.ok();
-    assert_eq!(owners[..2], [role.clone(), role.clone()]);
-    assert_ne!(owners[2], role, "the next section ran as the session's user");
-    assert_eq!(state(db).iter().filter(|r| r.ends_with(" applied")).count(), 4 * 3);
+    let run = p.run(db, &["-v", "ff"]);
+    run.code(1).stdout_has("2 | CREATE TABLE sent_first").stdout_has("3 | INSERT INTO nowhere");
+    assert!(!run.stdout.contains("never_sent"), "{}", run.stdout);
 }
 
 /// The port of a test server's URL (`scheme://user@host:port/db`).
@@ -463,6 +491,7 @@ crate::on_every_engine!(
     a_section_that_moves_the_session_still_records_its_state,
     a_schema_named_after_the_user_does_not_hide_the_state,
     an_idle_connection_sends_keepalives_within_a_minute,
+    verbose_shows_only_the_statements_that_were_sent,
     keepalive_values_the_kernel_refuses_are_usage_errors,
     an_error_without_position_still_names_its_statement,
     a_lock_timeout_is_waited_for_once_per_attempt,
