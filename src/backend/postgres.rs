@@ -239,7 +239,17 @@ impl Postgres {
         // elsewhere; finding them, not assuming the current schema, keeps a
         // later `"$user"` schema from hiding them.
         let schema = match &settings.schema {
-            Some(schema) => Some(schema.clone()),
+            Some(schema) => {
+                let folded = folded_schema(&mut client, schema).map_err(|e| Error::db(context.clone(), e))?;
+                if let Some(lower) = folded {
+                    return Err(Error::Usage(format!(
+                        "schema `{schema}` does not exist, but `{lower}` does: PostgreSQL folds unquoted names to \
+                         lower case (CREATE SCHEMA {schema} makes `{lower}`), and pygrate uses the name as written; \
+                         write `schema: {lower}` in the config"
+                    )));
+                }
+                Some(schema.clone())
+            }
             None => {
                 let table = format!("\"{}_state\"", settings.state_table.replace('"', "\"\""));
                 client
@@ -264,6 +274,25 @@ impl Postgres {
             reset_pending: false,
         })
     }
+}
+
+/// A configured schema with capitals that does not exist while its lower
+/// case form does is almost surely the one the user created unquoted:
+/// creating the state tables in a new schema beside it would put them where
+/// nobody looks. Returns that lower case schema.
+fn folded_schema(client: &mut Client, schema: &str) -> Result<Option<String>, DbError> {
+    let lower = schema.to_lowercase();
+    if lower == schema {
+        return Ok(None);
+    }
+    let folded = client
+        .query_one(
+            "SELECT to_regnamespace(quote_ident($1)) IS NULL AND to_regnamespace(quote_ident($2)) IS NOT NULL",
+            &[&schema, &lower],
+        )
+        .and_then(|row| row.try_get::<_, bool>(0))
+        .map_err(db_error)?;
+    Ok(folded.then_some(lower))
 }
 
 /// Runs a state-table statement with its parameters.

@@ -355,6 +355,31 @@ fn postgres_schema_holds_the_state_tables() {
     assert!(elsewhere.try_lock().unwrap());
 }
 
+/// `schema: Audit_E` beside a schema made by `CREATE SCHEMA Audit_E` (that
+/// is, `audit_e`) is a mistake to point out, not a new schema to create; a
+/// mixed-case schema that exists as written, or that nothing resembles, is used.
+#[test]
+fn postgres_schema_folded_to_lower_case_is_pointed_out() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    db.execute("CREATE SCHEMA Audit_E");
+    let mut mixed = settings("pygrate");
+    mixed.schema = Some("Audit_E".to_string());
+    match open_with(&db.url, &mixed) {
+        Err(Error::Usage(message)) => assert!(message.contains("write `schema: audit_e`"), "{message}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("connected"),
+    }
+    assert!(!db.table_exists("Audit_E.pygrate_state"));
+    db.execute("CREATE SCHEMA \"Audit_E\"");
+    let mut backend = open(&db, &mixed);
+    backend.ensure_state_tables().unwrap();
+    assert!(db.table_exists("Audit_E.pygrate_state"));
+    let mut new = settings("pygrate");
+    new.schema = Some("New_Ops".to_string());
+    open(&db, &new).ensure_state_tables().unwrap();
+    assert!(db.table_exists("New_Ops.pygrate_state"));
+}
+
 #[test]
 fn postgres_concurrently_in_a_transaction_hints_no_transaction() {
     let Some(db) = TestDb::create(Engine::Postgres) else { return };
