@@ -228,6 +228,17 @@ fn marker_text(line: &str) -> Option<&str> {
     line.strip_prefix("--")?.trim_start_matches([' ', '\t']).strip_prefix('@')
 }
 
+/// The section an indented line would open if it were not indented: a
+/// comment by SPEC 2, which would silently make that section's SQL part of
+/// the one above (lint rule `indented-marker`).
+pub fn indented_marker(line: &str) -> Option<SectionKind> {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    if trimmed.len() == line.len() {
+        return None;
+    }
+    parse_marker(marker_text(trimmed.trim_end())?).ok().map(|(kind, _, _)| kind)
+}
+
 /// `name [option …] [-- comment]` → section, no-transaction, allowed rules.
 fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String> {
     let (words, comment) = match marker.split_once("--") {
@@ -409,6 +420,16 @@ mod tests {
     fn a_comment_mentioning_a_marker_is_not_one() {
         let m = parse_str("-- @add\n--- @drop is later\n  -- @drop indented is SQL text\n");
         assert!(m.is_ok(), "{m:?}");
+    }
+
+    #[test]
+    fn an_indented_marker_is_recognised_for_the_lint() {
+        assert_eq!(indented_marker("  -- @rollback_add"), Some(SectionKind::RollbackAdd));
+        assert_eq!(indented_marker("\t--@drop no-transaction\r"), Some(SectionKind::Drop));
+        assert_eq!(indented_marker("-- @drop"), None, "not indented: a marker");
+        assert_eq!(indented_marker("  -- @drop is later"), None, "not a marker's grammar");
+        assert_eq!(indented_marker("  --- @drop"), None);
+        assert_eq!(indented_marker("  SELECT 1; -- @drop"), None);
     }
 
     mod properties {

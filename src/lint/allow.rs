@@ -26,6 +26,8 @@ pub(crate) struct Directive {
 pub(crate) struct Comments {
     pub directives: Vec<Directive>,
     comment_lines: BTreeSet<usize>,
+    /// Lines where a `--` comment starts.
+    line_comments: BTreeSet<usize>,
     code_lines: BTreeSet<usize>,
     first_line: usize,
 }
@@ -59,6 +61,9 @@ impl Comments {
                 TokenKind::Whitespace => {}
                 TokenKind::LineComment | TokenKind::BlockComment => {
                     self.comment_lines.extend(token.line..=last_line);
+                    if token.kind == TokenKind::LineComment {
+                        self.line_comments.insert(token.line);
+                    }
                     if let Some(rules) = directive_rules(&token) {
                         self.directives.push(Directive { first_line: token.line, last_line, rules });
                     }
@@ -68,6 +73,11 @@ impl Comments {
                 }
             }
         }
+    }
+
+    /// Whether `line` holds a `--` comment and no code.
+    pub fn is_line_comment(&self, line: usize) -> bool {
+        self.line_comments.contains(&line) && !self.code_lines.contains(&line)
     }
 
     /// The rules silenced for the statement spanning `first..=last`.

@@ -185,6 +185,13 @@ const UNKNOWN_ALLOW: Rule = Rule {
     dialects: &[],
 };
 
+const INDENTED_MARKER: Rule = Rule {
+    id: "indented-marker",
+    level: Level::Error,
+    summary: "an indented `-- @section` line is a comment, not a marker: the SQL below it belongs to the section above",
+    dialects: &[],
+};
+
 /// Every rule, in the order of `docs/lint-rules.md`.
 pub const RULES: &[Rule] = &[
     DROP_IN_ADD,
@@ -201,6 +208,7 @@ pub const RULES: &[Rule] = &[
     SET_NOT_NULL,
     MYSQL_ONLINE_DDL,
     UNKNOWN_ALLOW,
+    INDENTED_MARKER,
 ];
 
 /// Every finding in one version file, in line order. A section whose
@@ -217,6 +225,7 @@ pub fn lint_sections(m: &Migration, kinds: &[SectionKind], dialect: Dialect) -> 
     let mut sink = Sink { path: &m.path, dialect, findings: Vec::new() };
     for section in file.sections.iter().filter(|s| kinds.contains(&s.section.kind)) {
         unknown_allows(&mut sink, section);
+        indented_markers(&mut sink, section);
         for statement in &section.statements {
             for fact in &statement.facts {
                 statement_rules(&mut sink, &file, section, statement, fact);
@@ -634,6 +643,25 @@ fn unknown_allows(sink: &mut Sink<'_>, section: &SectionFacts<'_>) {
                 fix,
             );
         }
+    }
+}
+
+fn indented_markers(sink: &mut Sink<'_>, section: &SectionFacts<'_>) {
+    let own = section.section.kind;
+    for (i, line) in section.section.body.lines().enumerate() {
+        let Some(kind) = crate::parser::indented_marker(line) else { continue };
+        let line = section.section.body_line() + i;
+        // Not text inside a literal or a block comment.
+        if !section.comments.is_line_comment(line) {
+            continue;
+        }
+        sink.emit(
+            &INDENTED_MARKER,
+            &[&section.section.allow, &section.comments.allowed_for(line, line)],
+            line,
+            format!("`-- @{kind}` is indented, so it is a comment: what follows runs as part of `@{own}`"),
+            format!("start the line with `-- @{kind}` (no leading spaces), or reword the comment"),
+        );
     }
 }
 
