@@ -31,8 +31,10 @@ impl Statement<'_> {
     pub fn transaction_control(&self, dialect: Dialect) -> Option<&str> {
         let mut words = Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
         let first = words.next()?;
-        let control = first.is_any_word(&["BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE"])
-            || (first.is_word("START") && words.next().is_some_and(|t| t.is_word("TRANSACTION")));
+        // ABORT is PostgreSQL's ROLLBACK; XA and PREPARE TRANSACTION are
+        // two-phase commit (MySQL, PostgreSQL).
+        let control = first.is_any_word(&["BEGIN", "COMMIT", "ROLLBACK", "ABORT", "END", "SAVEPOINT", "RELEASE", "XA"])
+            || (first.is_any_word(&["START", "PREPARE"]) && words.next().is_some_and(|t| t.is_word("TRANSACTION")));
         control.then_some(first.text)
     }
 }
@@ -343,12 +345,14 @@ mod tests {
     fn transaction_control_is_recognised_by_its_head_only() {
         let text = "begin;\nSTART TRANSACTION;\nCOMMIT;\nend;\nSavepoint a;\nRELEASE SAVEPOINT a;\nROLLBACK TO a;\n\
                     CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET n = 1; END;\nSTART SLAVE;\n\
-                    START /* the */ TRANSACTION;\nSELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;";
+                    START /* the */ TRANSACTION;\nSELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;\n\
+                    abort work;\nPREPARE TRANSACTION 'x';\nPREPARE stmt AS SELECT 1;\nXA START 'x';\nSELECT abort;";
         let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
         let heads: Vec<Option<&str>> = statements.iter().map(|s| s.transaction_control(Dialect::Sqlite)).collect();
         let control = [Some("begin"), Some("START"), Some("COMMIT"), Some("end"), Some("Savepoint"), Some("RELEASE")];
         assert_eq!(heads[..6], control);
-        assert_eq!(heads[6..], [Some("ROLLBACK"), None, None, Some("START"), None, None, None]);
+        assert_eq!(heads[6..13], [Some("ROLLBACK"), None, None, Some("START"), None, None, None]);
+        assert_eq!(heads[13..], [Some("abort"), Some("PREPARE"), None, Some("XA"), None]);
     }
 
     #[test]

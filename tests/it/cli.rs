@@ -24,6 +24,7 @@ fn every_format_error_names_file_and_line_and_runs_nothing() {
         ("natural-tie", "sort the same in natural order"),
         ("unterminated-string", "releases/r1/v001-x.sql:4: unterminated string"),
         ("transaction-control", "releases/r1/v001-x.sql:4: `COMMIT` in a transactional section"),
+        ("abort", "releases/r1/v001-x.sql:4: `ABORT` in a transactional section"),
     ];
     for (fixture, message) in cases {
         let p = Sandbox::fixture(&format!("broken/{fixture}"));
