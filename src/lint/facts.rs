@@ -113,6 +113,13 @@ pub(crate) enum Fact {
         table: String,
         line: usize,
     },
+    /// `ADD [CONSTRAINT c] UNIQUE|PRIMARY KEY|EXCLUDE …` that builds its
+    /// index (not `USING INDEX`).
+    IndexConstraint {
+        table: String,
+        kind: &'static str,
+        line: usize,
+    },
     /// `ADD [CONSTRAINT c] FOREIGN KEY …`/`CHECK …` without `NOT VALID`.
     ValidatingConstraint {
         table: String,
@@ -481,6 +488,16 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
             top_level(action).zip(top_level(action).skip(1)).any(|(a, b)| a.is_word("NOT") && b.is_word("VALID"));
         let kind = if next.is_word("CHECK") { "CHECK" } else { "FOREIGN KEY" };
         return (!not_valid).then_some(Fact::ValidatingConstraint { table, kind, line: next.line });
+    }
+    if next.is_any_word(&["UNIQUE", "PRIMARY", "EXCLUDE"]) {
+        let using_index =
+            top_level(action).zip(top_level(action).skip(1)).any(|(a, b)| a.is_word("USING") && b.is_word("INDEX"));
+        let kind = match next.text.to_ascii_uppercase().as_str() {
+            "UNIQUE" => "UNIQUE",
+            "PRIMARY" => "PRIMARY KEY",
+            _ => "EXCLUDE",
+        };
+        return (!using_index).then_some(Fact::IndexConstraint { table, kind, line: next.line });
     }
     if next.is_punct('(')
         || word(action, 1, "CONSTRAINT")

@@ -470,6 +470,18 @@ fn statement_rules(
             format!("column `{table}.{column}` is added NOT NULL without a DEFAULT: existing rows have no value, and inserts from code that does not know it fail"),
             "give it a DEFAULT, or add it nullable, backfill it, and make it NOT NULL in a later version",
         ),
+        Fact::IndexConstraint { table, kind: constraint, line } if existing(table) => emit(
+            &INDEX_NOT_CONCURRENT,
+            *line,
+            format!("ADD {constraint} builds its index on the existing table `{table}` under an ACCESS EXCLUSIVE lock"),
+            if *constraint == "EXCLUDE" {
+                "an exclusion constraint cannot use an existing index: add it while the table is small, or accept the \
+                 lock with `-- pygrate:allow index-not-concurrent`"
+            } else {
+                "build the index first with CREATE UNIQUE INDEX CONCURRENTLY in a `no-transaction` section, then \
+                 ADD CONSTRAINT … USING INDEX it in a later section or version"
+            },
+        ),
         Fact::ValidatingConstraint { table, kind: constraint, line } if existing(table) => emit(
             &CONSTRAINT_NOT_VALID,
             *line,
