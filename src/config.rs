@@ -164,11 +164,17 @@ impl Config {
                 other => return Err(err(format!("`{name}` must be {}, not {}", key.expected(), kind(&other)))),
             };
             let duration = |text: &str| parse_duration(text).map_err(|m| err(format!("`{name}`: {m}")));
-            let timeout = |text: &str| match duration(text)? {
+            let timeout = |text: &str| {
+                match duration(text)? {
                 limit if limit > MAX_TIMEOUT => Err(err(format!(
                     "`{name}`: `{text}` is longer than the databases accept (596h); use 0 for no limit"
                 ))),
+                // The databases count whole milliseconds: it would become 0, no limit.
+                limit if !limit.is_zero() && limit < Duration::from_millis(1) => Err(err(format!(
+                    "`{name}`: `{text}` is under 1ms, the finest the databases take; use at least 1ms, or 0 for no limit"
+                ))),
                 limit => Ok(limit),
+            }
             };
             match key {
                 Key::Connection => config.connection = Some(text),
@@ -270,16 +276,31 @@ const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// `5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as `5s`, `500ms` or `2m`"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
-    };
+    let invalid = || format!("`{text}` is not a duration such as `5s`, `500ms`, `2m` or `1m30s`");
+    // Number-unit pairs, as durations are printed (`1m30s`); a lone number is seconds.
+    let mut rest = text;
+    let mut seconds = 0.0;
+    let mut parts = 0;
+    while parts == 0 || !rest.is_empty() {
+        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after_number) = rest.split_at(split);
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        let after_number = after_number.trim_start();
+        let unit_end = after_number.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after_number.len());
+        let (unit, after_unit) = after_number.split_at(unit_end);
+        let scale = match unit {
+            "" if parts == 0 && after_unit.is_empty() => 1.0,
+            "" => return Err(invalid()),
+            "s" => 1.0,
+            "ms" => 0.001,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
+        };
+        seconds += value * scale;
+        parts += 1;
+        rest = after_unit.trim_start();
+    }
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
 
@@ -366,6 +387,35 @@ mod tests {
         for key in ["lock_timeout", "statement_timeout"] {
             let e = parse(&format!("{key}: 597h\n")).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(&format!("`{key}`: `597h` is longer than the databases accept")), "{e}");
+            // The databases count milliseconds: it would have become 0, no limit at all.
+            let e = parse(&format!("{key}: 0.0004s\n")).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(&format!("`{key}`: `0.0004s` is under 1ms")), "{e}");
+        }
+    }
+
+    /// Durations read as `text::duration` prints them, and as people write them.
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        for (text, expected) in [
+            ("5", ms(5000)),
+            ("1.5", ms(1500)),
+            ("500ms", ms(500)),
+            ("1.5s", ms(1500)),
+            ("2m", ms(120_000)),
+            ("2min", ms(120_000)),
+            ("1m30s", ms(90_000)),
+            ("1h 30m", ms(5_400_000)),
+            ("1s500ms", ms(1500)),
+            (" 0 ", ms(0)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(expected), "{text}");
+        }
+        for printed in [250, 1500, 2000, 90_000, 7_200_000] {
+            assert_eq!(parse_duration(&crate::text::duration(ms(printed))), Ok(ms(printed)), "{printed}");
+        }
+        for bad in ["", "s", "-1s", "1m30", "5 fortnights", "1.2.3s", "1s-", "ms5"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 
