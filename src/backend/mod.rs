@@ -306,6 +306,9 @@ impl Location {
     /// `sqlite::memory:`, `postgres(ql)://…`, `mysql://…`, `mariadb://…`.
     pub fn parse(url: &str, root: &Path) -> Result<Location, Error> {
         let bad = |why: &str| Error::Usage(format!("connection `{}`: {why}", redact(url)));
+        // Schemes are case-insensitive (RFC 3986); the drivers want them lower case.
+        let scheme_end = url.find(':').unwrap_or(0);
+        let url = &format!("{}{}", url[..scheme_end].to_ascii_lowercase(), &url[scheme_end..]);
         if url == "sqlite::memory:" || url == "sqlite://:memory:" {
             return Ok(Location::SqliteMemory);
         }
@@ -315,6 +318,11 @@ impl Location {
             };
             if path.is_empty() {
                 return Err(bad("no database file after sqlite:///"));
+            }
+            // Taken as part of the file name, `?mode=ro` would create and
+            // migrate a new database beside the one meant.
+            if path.contains(['?', '#']) {
+                return Err(bad("SQLite URLs take no parameters (`?…`, `#…`); name the database file only"));
             }
             let path = Path::new(path);
             return Ok(Location::SqliteFile(if path.is_absolute() { path.to_path_buf() } else { root.join(path) }));
@@ -498,6 +506,13 @@ mod tests {
         let e = Location::parse("oracle://u:pw@h/db", root).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("unsupported") && !e.contains("pw"), "{e}");
         assert!(Location::parse("sqlite://x.db", root).is_err());
+        let e = Location::parse("sqlite:///q.db?mode=ro", root).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("SQLite URLs take no parameters"), "{e}");
+        assert_eq!(Location::parse("SQLite:///x.db", root).ok(), Some(Location::SqliteFile("/proj/x.db".into())));
+        assert!(
+            matches!(Location::parse("PostgreSQL://h/db", root), Ok(Location::Postgres(u)) if u == "postgresql://h/db")
+        );
+        assert!(matches!(Location::parse("MariaDB://u@h/db", root), Ok(Location::Mysql(u)) if u == "mysql://u@h/db"));
         let shown = format!("{:?}", Location::parse("postgres://u:s3cret@h/db", root));
         assert!(!shown.contains("s3cret"), "{shown}");
     }
