@@ -175,6 +175,11 @@ impl<'a> Lexer<'a> {
             }
             b'"' => (TokenKind::QuotedIdent, self.quoted(start, start, false, "quoted identifier")?),
             b'`' => (TokenKind::QuotedIdent, self.quoted(start, start, false, "quoted identifier")?),
+            // SQLite also takes SQL Server's `[name]`; it holds no `]`.
+            b'[' if dialect == Dialect::Sqlite => match self.text.get(start..).and_then(|rest| rest.find(']')) {
+                Some(close) => (TokenKind::QuotedIdent, start + close + 1),
+                None => return Err(self.error("quoted identifier", "[")),
+            },
             b'E' | b'e' | b'X' | b'x' | b'N' | b'n' | b'B' | b'b' if next == Some(b'\'') => {
                 // Only PostgreSQL's E'…' turns on escapes the dialect lacks.
                 let escapes =
@@ -483,6 +488,12 @@ mod tests {
         );
         // In MySQL "…" is a string (default sql_mode), backticks stay identifiers.
         assert_eq!(code("\"a\" `b`", Dialect::Mysql), vec![(String, "\"a\"", 1), (QuotedIdent, "`b`", 1)]);
+        // SQLite's brackets; elsewhere `[` is punctuation (PostgreSQL arrays).
+        assert_eq!(code("[a;\nb] x", Dialect::Sqlite), vec![(QuotedIdent, "[a;\nb]", 1), (Word, "x", 2)]);
+        assert_eq!(
+            code("a[1]", Dialect::Postgres),
+            vec![(Word, "a", 1), (Punct, "[", 1), (Number, "1", 1), (Punct, "]", 1)]
+        );
     }
 
     #[test]
