@@ -130,14 +130,12 @@ pub fn status_text(lanes: &Lanes<'_>, problems: &[Problem], target: Option<&Targ
     if entries.is_empty() {
         return "no versions: create one with `pygrate new RELEASE NAME`\n".to_string();
     }
-    let width = entries.iter().map(|e| e.id.to_string().chars().count()).max().unwrap_or(7).clamp(7, 40);
+    // Never cut: two long names cut to the same prefix would look like one version.
+    let width = entries.iter().map(|e| e.id.to_string().chars().count()).max().unwrap_or(7).max(7);
     let mut out = format!("{:<width$}  {:<16}  {:<16}  DROP\n", "VERSION", "ADD", "SIMDROP");
     for entry in &entries {
         let mine: Vec<&Problem> = problems.iter().filter(|p| *p.id() == entry.id).collect();
-        let mut id = entry.id.to_string();
-        if id.chars().count() > width {
-            id = format!("{}…", id.chars().take(width - 1).collect::<String>());
-        }
+        let id = entry.id.to_string();
         let cells = Phase::ALL.map(|p| cell_word(entry, p, &mine).0);
         let marker = if entry.is_missing_file() {
             "  (file missing)"

@@ -625,3 +625,19 @@ fn the_account_is_recorded_without_user_variables() {
         assert!(recorded.starts_with(&format!("{account}@")), "{recorded:?} does not name {account}");
     }
 }
+
+/// Long version names are shown whole: cut to the same prefix, two versions
+/// looked like one.
+#[test]
+fn status_shows_long_version_names_whole() {
+    let p = Sandbox::empty();
+    let stem = "v001-backfill-the-customer-billing-addresses-from-the-legacy-table";
+    for suffix in ["part-one", "part-two"] {
+        p.write(&format!("releases/r1/{stem}-{suffix}.sql"), "-- @add\nSELECT 1;\n");
+    }
+    let url = sqlite_url(p.path());
+    p.run_with(Some(&url), &["status"])
+        .ok()
+        .stdout_has(&format!("r1/{stem}-part-one "))
+        .stdout_has(&format!("r1/{stem}-part-two "));
+}
