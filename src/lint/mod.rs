@@ -592,12 +592,23 @@ fn rollback_incomplete(sink: &mut Sink<'_>, file: &FileFacts<'_>, add: &SectionF
         }
     }
     let table_dropped = |t: &str| dropped.contains(&(Object::Table, t));
-    for st in &add.statements {
+    // A scratch object `@add` drops again after creating it needs no undoing.
+    let mut dropped_by_add: Vec<(usize, Object, &str)> = Vec::new();
+    for (i, st) in add.statements.iter().enumerate() {
+        for fact in &st.facts {
+            if let Fact::Drop { object, names, .. } = fact {
+                dropped_by_add.extend(names.iter().map(|n| (i, undo_kind(*object), n.as_str())));
+            }
+        }
+    }
+    for (i, st) in add.statements.iter().enumerate() {
         for fact in &st.facts {
             let (undone, what, line, fix) = match fact {
                 Fact::Create { object, name: Some(name), on, replace: false, line, .. } => {
-                    let undone = dropped.contains(&(undo_kind(*object), name.as_str()))
-                        || on.as_deref().is_some_and(&table_dropped);
+                    let kind = undo_kind(*object);
+                    let undone = dropped.contains(&(kind, name.as_str()))
+                        || on.as_deref().is_some_and(&table_dropped)
+                        || dropped_by_add.iter().any(|&(k, o, n)| k > i && o == kind && n == name);
                     let sql = object.sql();
                     (
                         undone,
