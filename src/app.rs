@@ -214,9 +214,14 @@ impl Workspace {
         connect(&self.location, &self.settings(), write)
     }
 
-    /// A SQLite database file that does not exist yet (created on first write).
-    fn database_file_missing(&self) -> bool {
-        matches!(&self.location, Location::SqliteFile(path) if !path.exists())
+    /// Connects to plan, never creating a database file. True with it: the
+    /// connection may be an empty in-memory stand-in for a SQLite file that
+    /// did not exist, to be replaced before anything is written. Checked
+    /// before connecting: another pygrate may create the file meanwhile,
+    /// and then only a new connection reaches it.
+    fn connect_to_plan(&self) -> Result<(Box<dyn Backend>, bool), Error> {
+        let file_missing = matches!(&self.location, Location::SqliteFile(path) if !path.exists());
+        Ok((self.connect(false)?, file_missing))
     }
 
     /// `ff` (`whole` true) or a phase command.
@@ -230,7 +235,7 @@ impl Workspace {
         out: &Output,
     ) -> Result<u8, Error> {
         // Planning never creates a database: a refused or empty run leaves no file.
-        let mut backend = self.connect(false)?;
+        let (mut backend, stand_in) = self.connect_to_plan()?;
         let dialect = backend.dialect();
         let state = self.read_state_to_plan(backend.as_mut(), dry_run, out)?;
         let lanes = Lanes::from_state(&self.migrations, state);
@@ -250,13 +255,13 @@ impl Workspace {
             }
             Ok((prepared, plan.notes))
         };
-        self.run_planned(backend, &lanes, plan_of, dry_run, out)
+        self.run_planned(backend, stand_in, &lanes, plan_of, dry_run, out)
     }
 
     /// `rollback_add` / `rollback_simdrop`.
     pub fn rollback<'a>(&'a self, phase: Phase, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
         // Planning never creates a database: a refused or empty run leaves no file.
-        let mut backend = self.connect(false)?;
+        let (mut backend, stand_in) = self.connect_to_plan()?;
         let dialect = backend.dialect();
         let state = self.read_state_to_plan(backend.as_mut(), dry_run, out)?;
         let lanes = Lanes::from_state(&self.migrations, state);
@@ -266,7 +271,7 @@ impl Workspace {
             let plan = lanes.plan_rollback(phase, &target, dialect).map_err(Error::Refused)?;
             Ok((prepare(plan.steps, dialect)?, plan.notes))
         };
-        self.run_planned(backend, &lanes, plan_of, dry_run, out)
+        self.run_planned(backend, stand_in, &lanes, plan_of, dry_run, out)
     }
 
     /// Reads the state to plan from, without the lock ("nothing to do" needs
@@ -289,10 +294,12 @@ impl Workspace {
     /// Plans without the lock first ("nothing to do" needs no lock, and a
     /// refusal or a format error is reported before waiting for one), then
     /// takes the lock, plans again on fresh state (another pygrate may have run
-    /// while this one waited) and executes.
+    /// while this one waited) and executes. `stand_in`: `backend` may be
+    /// the in-memory stand-in of `connect_to_plan`, replaced before locking.
     fn run_planned<'a>(
         &'a self,
         mut backend: Box<dyn Backend>,
+        stand_in: bool,
         lanes: &Lanes<'a>,
         plan_of: impl Fn(&Lanes<'a>) -> Result<(Vec<Prepared<'a>>, Vec<String>), Error>,
         dry_run: bool,
@@ -308,7 +315,7 @@ impl Workspace {
             return Ok(0);
         }
         drop(prepared);
-        if self.database_file_missing() {
+        if stand_in {
             backend = self.connect(true)?;
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;

@@ -3,6 +3,7 @@
 //! application holding the write lock is waited for.
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
@@ -180,4 +181,33 @@ fn a_second_pygrate_waits_for_a_long_write_of_the_first() {
     assert!(first.wait().unwrap().success());
     second.ok().stdout_has("nothing to do");
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM big"), 8_000_000);
+}
+
+/// Several pygrates started together on a database file that does not exist
+/// yet: each plans on an empty in-memory stand-in, and one that kept it after
+/// another had created the file ran its phases there and said `ok` for work
+/// the file never saw. Every `ok` printed must be a phase in the file.
+#[test]
+fn concurrent_ff_on_a_new_file_reports_only_what_the_file_holds() {
+    let p = project(3);
+    let db = sqlite();
+    for round in 0..20 {
+        let path = file_of(&db).with_file_name(format!("new-{round}.db"));
+        let url = format!("sqlite:///{}", path.display());
+        let children: Vec<_> = (0..6)
+            .map(|_| p.command(Some(&url), &["ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+            .collect();
+        let mut reported = 0;
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+            reported += String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(" ok (")).count();
+        }
+        let file = rusqlite::Connection::open(&path).unwrap();
+        let count = |sql: &str| file.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+        assert_eq!(reported, 4 * 3, "round {round}: `ok` lines printed");
+        assert_eq!(count("SELECT COUNT(*) FROM pygrate_log WHERE outcome = 'ok'"), 4 * 3, "round {round}");
+        assert_eq!(count("SELECT COUNT(DISTINCT version || phase) FROM applied_log"), 4 * 3, "round {round}");
+        assert_eq!(count("SELECT COUNT(*) FROM applied_log"), 4 * 3, "round {round}: a section ran twice");
+    }
 }
