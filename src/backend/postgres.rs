@@ -46,6 +46,8 @@ pub struct Postgres {
     /// `reset_session` was asked for and not yet sent: it travels with the
     /// next message, ahead of its transaction.
     reset_pending: bool,
+    /// Set `client_connection_check_interval` with every session reset.
+    check_client: bool,
 }
 
 /// The advisory lock's key, and the halves pg_locks shows it as.
@@ -152,10 +154,16 @@ impl Postgres {
     fn take_reset(&mut self) -> &'static str {
         // RESET ALL leaves the role alone; the connection's own settings
         // (application_name) are what RESET goes back to.
-        if std::mem::take(&mut self.reset_pending) {
-            "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;\n"
-        } else {
-            ""
+        // A client killed during a statement leaves the server running it
+        // to the end, and a no-transaction statement commits on its own: the
+        // resume would run it a second time. Checking every second whether
+        // the client is still there cancels it instead.
+        match (std::mem::take(&mut self.reset_pending), self.check_client) {
+            (false, _) => "",
+            (true, false) => "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;\n",
+            (true, true) => {
+                "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;\nSET client_connection_check_interval = 1000;\n"
+            }
         }
     }
 
@@ -238,6 +246,21 @@ impl Postgres {
         // a section's `SET search_path` from sending pygrate's own writes
         // elsewhere; finding them, not assuming the current schema, keeps a
         // later `"$user"` schema from hiding them.
+        // What the session looks like, in one round trip: where the search
+        // path finds the state tables (for a first run: the current schema,
+        // where they will be created), and whether the server can notice a
+        // vanished client during a statement (PostgreSQL 14+; `0`: the
+        // default, not set by the URL).
+        let table = format!("\"{}_state\"", settings.state_table.replace('"', "\"\""));
+        let (found_schema, check_interval) = client
+            .query_one(
+                "SELECT COALESCE((SELECT n.nspname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)), \
+                 current_schema()::text), current_setting('client_connection_check_interval', true)",
+                &[&table],
+            )
+            .and_then(|row| Ok((row.try_get::<_, Option<String>>(0)?, row.try_get::<_, Option<String>>(1)?)))
+            .map_err(|e| Error::db(context.clone(), db_error(e)))?;
         let schema = match &settings.schema {
             Some(schema) => {
                 let folded = folded_schema(&mut client, schema).map_err(|e| Error::db(context.clone(), e))?;
@@ -250,18 +273,7 @@ impl Postgres {
                 }
                 Some(schema.clone())
             }
-            None => {
-                let table = format!("\"{}_state\"", settings.state_table.replace('"', "\"\""));
-                client
-                    .query_one(
-                        "SELECT COALESCE((SELECT n.nspname::text FROM pg_class c \
-                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)), \
-                         current_schema()::text)",
-                        &[&table],
-                    )
-                    .and_then(|row| row.try_get::<_, Option<String>>(0))
-                    .map_err(|e| Error::db(context.clone(), db_error(e)))?
-            }
+            None => found_schema,
         };
         Ok(Postgres {
             client,
@@ -272,6 +284,7 @@ impl Postgres {
             in_transaction: false,
             timeouts: settings.timeouts,
             reset_pending: false,
+            check_client: check_interval.as_deref() == Some("0"),
         })
     }
 }

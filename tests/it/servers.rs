@@ -124,6 +124,41 @@ fn a_killed_mysql_section_resumes_at_the_first_statement_not_done(db: &TestDb) {
     assert!(state(db).contains(&"r1/v001-four add applied".to_string()));
 }
 
+/// A killed pygrate leaves the server running its statement; in a
+/// `no-transaction` section that statement commits on its own, and the
+/// resume ran it a second time. PostgreSQL notices the vanished client
+/// within a second (`client_connection_check_interval`) and cancels it.
+fn a_killed_no_transaction_statement_is_cancelled_not_run_twice(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    db.execute("CREATE TABLE hits (n INTEGER)");
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-backfill.sql",
+        "-- @add no-transaction\nINSERT INTO hits SELECT 1 FROM pg_sleep(4);\nINSERT INTO hits VALUES (2);\n",
+    );
+    let mut child = p.command(Some(&db.url), &["ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(db) != ["r1/v001-backfill add running"] {
+        assert!(Instant::now() < deadline, "the section never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The killed session ends once its statement is cancelled, within about
+    // a second, not when pg_sleep would have ended.
+    let killed = Instant::now();
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pygrate %' AND datname = current_database()";
+    while db.query_i64(sessions) > 0 {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(killed.elapsed() < Duration::from_secs(3), "the statement ran on for {:?}", killed.elapsed());
+    p.run(db, &["ff"]).ok();
+    assert_eq!(db.query_i64("SELECT count(*) FROM hits WHERE n = 1"), 1, "the backfill ran once");
+}
+
 /// Errors without a position (PostgreSQL reports none for a duplicate table)
 /// still name the statement's line.
 fn an_error_without_position_still_names_its_statement(db: &TestDb) {
@@ -501,4 +536,5 @@ crate::on_every_engine!(
     a_lock_timeout_is_retried_until_the_blocker_lets_go,
     create_index_concurrently_needs_no_transaction,
     a_killed_mysql_section_resumes_at_the_first_statement_not_done,
+    a_killed_no_transaction_statement_is_cancelled_not_run_twice,
 );
