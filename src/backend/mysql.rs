@@ -556,6 +556,7 @@ fn db_error(e: mysql::Error) -> DbError {
         mysql::Error::DriverError(e) => DbError::new(e.to_string()),
         mysql::Error::UrlError(e) => DbError::new(url_problem(&e)),
         mysql::Error::TlsError(e) => DbError::new(format!("TLS: {e}")),
+        mysql::Error::CodecError(e) => DbError::new(e.to_string()),
         e => DbError::new(e.to_string()),
     }
 }

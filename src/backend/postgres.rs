@@ -104,7 +104,14 @@ impl Postgres {
         };
         let _ = self.client.batch_execute("ROLLBACK");
         let mut at = FailedAt::Unlocated(Unlocated::DidNotRecur);
-        if self.client.batch_execute(&format!("BEGIN;\n{}", self.timeout_statements("SET LOCAL"))).is_ok() {
+        let began = self.client.batch_execute(&format!("BEGIN;\n{}", self.timeout_statements("SET LOCAL")));
+        // The error ended the session (57P01, a terminated backend): nothing
+        // can be run again.
+        if began.is_err() && self.client.is_closed() {
+            self.in_transaction = false;
+            return SectionError::new(FailedAt::Unlocated(Unlocated::ConnectionLost), error);
+        }
+        if began.is_ok() {
             let parts = statements
                 .iter()
                 .enumerate()

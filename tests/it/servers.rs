@@ -159,6 +159,49 @@ fn a_killed_no_transaction_statement_is_cancelled_not_run_twice(db: &TestDb) {
     assert_eq!(db.query_i64("SELECT count(*) FROM hits WHERE n = 1"), 1, "the backfill ran once");
 }
 
+/// A session terminated by an administrator cannot run the section again to
+/// find the statement; the message said it had, and that the failure did not
+/// recur.
+fn a_terminated_session_is_reported_as_a_lost_connection(db: &TestDb) {
+    let (sleep, sleeping, terminate) = match db.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => (
+            "SELECT pg_sleep(10)",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pygrate %' \
+             AND datname = current_database() AND query LIKE '%pg_sleep(10)%'",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pygrate %' \
+             AND datname = current_database() AND query LIKE '%pg_sleep(10)%'",
+        ),
+        Engine::Mysql => (
+            "SELECT SLEEP(10)",
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(10)'",
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(10)'",
+        ),
+    };
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-slow.sql", &format!("-- @add\nCREATE TABLE slow (a INTEGER);\n{sleep};\n"));
+    let child = p.command(Some(&db.url), &["ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.query_i64(sleeping) == 0 {
+        assert!(Instant::now() < deadline, "the section never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let ids = db.query_strings(terminate);
+    if db.engine == Engine::Mysql {
+        for id in ids.iter().filter_map(|row| row[0].clone()) {
+            db.execute(&format!("KILL {id}"));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("run again") && !stderr.contains('{'), "{stderr}");
+    if db.engine == Engine::Postgres {
+        assert!(stderr.contains("57P01") && stderr.contains("the connection failed"), "{stderr}");
+        assert!(!db.table_exists("slow"));
+    }
+}
+
 /// Errors without a position (PostgreSQL reports none for a duplicate table)
 /// still name the statement's line.
 fn an_error_without_position_still_names_its_statement(db: &TestDb) {
@@ -537,4 +580,5 @@ crate::on_every_engine!(
     create_index_concurrently_needs_no_transaction,
     a_killed_mysql_section_resumes_at_the_first_statement_not_done,
     a_killed_no_transaction_statement_is_cancelled_not_run_twice,
+    a_terminated_session_is_reported_as_a_lost_connection,
 );
