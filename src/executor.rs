@@ -483,6 +483,20 @@ impl Executor<'_, '_> {
                             continue;
                         }
                         let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
+                        // A DDL statement of a killed run may have completed
+                        // without being counted: running it again fails.
+                        let interrupted = if i == first && step.resume.as_ref().is_some_and(|r| r.interrupted) {
+                            format!(
+                                "this statement was running when an earlier run of this phase stopped, and may have \
+                                 completed then (the server finishes a statement whose client is gone): if it did, run \
+                                 the section's remaining statements by hand and settle it: pygrate resolve {} {} --as \
+                                 applied. ",
+                                step.id(),
+                                step.action.phase()
+                            )
+                        } else {
+                            String::new()
+                        };
                         let aftermath = match self.backend.save_phase(&row) {
                             Ok(()) => format!(
                                 "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. Fix the \
@@ -495,6 +509,7 @@ impl Executor<'_, '_> {
                             ),
                             Err(e) => format!("the phase stays marked running (recording the failure failed too: {e})"),
                         };
+                        let aftermath = format!("{interrupted}{aftermath}");
                         return Err(self.failure(p, FailedAt::Statement(i), error, started, aftermath));
                     }
                 }

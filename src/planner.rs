@@ -82,6 +82,9 @@ pub enum Cell {
 pub struct Resume {
     pub statements_done: usize,
     pub done_checksum: Option<String>,
+    /// The phase was left `running`: the run stopped during statement
+    /// `statements_done`, which may have completed on the server after all.
+    pub interrupted: bool,
 }
 
 /// One unit of work: a (version, phase) applied or rolled back.
@@ -649,7 +652,11 @@ impl<'a> Check<'_, 'a> {
 }
 
 fn resume_of(s: &PhaseState) -> Resume {
-    Resume { statements_done: usize::try_from(s.statements_done).unwrap_or(0), done_checksum: s.done_checksum.clone() }
+    Resume {
+        statements_done: usize::try_from(s.statements_done).unwrap_or(0),
+        done_checksum: s.done_checksum.clone(),
+        interrupted: s.status == Status::Running,
+    }
 }
 
 fn unsettled_message(id: &VersionId, s: &PhaseState) -> String {

@@ -223,7 +223,10 @@ fn running_or_failed_blocks_the_version_until_resolved_but_the_same_phase_resume
     // ff resumes the failed simdrop, then goes on.
     let plan = forward(&lanes, &Phase::ALL, Scope::Through(None)).unwrap();
     assert_eq!(steps(&plan)[..2], ["simdrop r1/v1", "drop r1/v1"]);
-    assert_eq!(plan.steps[0].resume, Some(Resume { statements_done: 2, done_checksum: Some("abc".into()) }));
+    assert_eq!(
+        plan.steps[0].resume,
+        Some(Resume { statements_done: 2, done_checksum: Some("abc".into()), interrupted: false })
+    );
     // A rollback touching that version is refused, naming resolve.
     let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
     assert!(e.contains("pygrate resolve r1/v1 simdrop --as applied|pending"), "{e}");

@@ -124,6 +124,35 @@ fn a_killed_mysql_section_resumes_at_the_first_statement_not_done(db: &TestDb) {
     assert!(state(db).contains(&"r1/v001-four add applied".to_string()));
 }
 
+/// A MySQL DDL statement of a killed run completes on the server without
+/// being counted; the resume runs it again and fails. The message says why
+/// that may be, and how to settle it.
+fn a_resumed_statement_that_fails_may_have_completed_before(db: &TestDb) {
+    if db.engine != Engine::Mysql {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-ctas.sql",
+        "-- @add\nCREATE TABLE first_one (n INTEGER);\nCREATE TABLE slow_copy AS SELECT SLEEP(2) AS s;\n",
+    );
+    let mut child = p.command(Some(&db.url), &["ff"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.query_i64("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'CREATE TABLE slow_copy%'")
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the statement never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = p.run(db, &["ff"]);
+    run.code(1)
+        .stderr_has("[1050]")
+        .stderr_has("this statement was running when an earlier run of this phase stopped")
+        .stderr_has("pygrate resolve r1/v001-ctas add --as applied");
+}
+
 /// A killed pygrate leaves the server running its statement; in a
 /// `no-transaction` section that statement commits on its own, and the
 /// resume ran it a second time. PostgreSQL notices the vanished client
@@ -580,5 +609,6 @@ crate::on_every_engine!(
     create_index_concurrently_needs_no_transaction,
     a_killed_mysql_section_resumes_at_the_first_statement_not_done,
     a_killed_no_transaction_statement_is_cancelled_not_run_twice,
+    a_resumed_statement_that_fails_may_have_completed_before,
     a_terminated_session_is_reported_as_a_lost_connection,
 );
