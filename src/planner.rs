@@ -305,12 +305,7 @@ impl<'a> Lanes<'a> {
                     Ok(commands) => {
                         // Clearing the newer release would not help a target
                         // that no rollback can reach anyway: say that instead.
-                        let applied = self.applied_in(phase);
-                        let never = (0..self.entries.len())
-                            .rev()
-                            .filter(|&i| applied[i] && target.contains(&self.entries[i].id))
-                            .find_map(|i| self.irreversible(i, phase, &applied, dialect));
-                        if let Some(never) = never {
+                        if let Some(never) = self.target_irreversible(phase, target, dialect) {
                             return Err(never);
                         }
                         commands
@@ -324,12 +319,26 @@ impl<'a> Lanes<'a> {
                 ));
             }
         }
+        // Before naming a rollback to run first: one that could never
+        // complete the request would roll back production for nothing.
+        if let Some(never) = self.target_irreversible(phase, target, dialect) {
+            return Err(never);
+        }
         let mut applied = self.applied_in(phase);
+        let mut planned = vec![false; self.entries.len()];
         let mut plan = Plan { steps: Vec::new(), notes: Vec::new() };
         for i in (0..self.entries.len()).rev() {
             let entry = &self.entries[i];
             if !target.contains(&entry.id) {
                 continue;
+            }
+            // A later version half-applied (or half-rolled-back) in this
+            // phase, and not resumed by this plan, is settled first.
+            let unsettled_later = (i + 1..self.entries.len())
+                .filter(|&k| !planned[k])
+                .find_map(|k| self.entries[k].state(phase).filter(|s| s.status.is_unsettled()).map(|s| (k, s)));
+            if let Some((k, s)) = unsettled_later {
+                return Err(unsettled_message(&self.entries[k].id, s));
             }
             let resume = match entry.cell(phase) {
                 Cell::Pending => {
@@ -346,6 +355,7 @@ impl<'a> Lanes<'a> {
             let migration = self.rollback_check(i, phase, &applied, dialect)?;
             plan.steps.push(Step { migration, action: Action::Rollback(phase), resume });
             applied[i] = false;
+            planned[i] = true;
         }
         Ok(plan)
     }
@@ -396,6 +406,16 @@ impl<'a> Lanes<'a> {
             ));
         }
         Ok(migration)
+    }
+
+    /// Why some version of `target` whose `phase` is applied can never have
+    /// it rolled back, if one cannot; newest first.
+    fn target_irreversible(&self, phase: Phase, target: &Target, dialect: Dialect) -> Option<String> {
+        let applied = self.applied_in(phase);
+        (0..self.entries.len())
+            .rev()
+            .filter(|&i| applied[i] && target.contains(&self.entries[i].id))
+            .find_map(|i| self.irreversible(i, phase, &applied, dialect))
     }
 
     /// Why `phase` of entry `i` (applied) can never be rolled back, whatever

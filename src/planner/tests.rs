@@ -491,3 +491,36 @@ fn a_rollback_blocked_by_an_irreversible_phase_says_so_instead_of_naming_a_refus
     let e = refused(&lanes, Add, "r1/v1");
     assert!(e.contains("so its add is irreversible"), "{e}");
 }
+
+#[test]
+fn a_rollback_waits_for_a_later_version_left_unsettled_in_its_phase() {
+    let ms = vec![mig("r1/v1", FULL), mig("r1/v2", FULL), mig("r2/v1", FULL)];
+    let failed = row("r1/v2", Add, Status::Failed, Some(&ms[1]));
+    let st = State::from_rows(vec![row("r1/v1", Add, Status::Applied, Some(&ms[0])), failed.clone()]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
+    assert!(e.contains("add of r1/v2 is failed") && e.contains("pygrate resolve r1/v2 add"), "{e}");
+    // A half-done rollback of the later one: the release's rollback resumes
+    // it first; the earlier version alone waits for it.
+    let resumed = PhaseState { rolling_back: true, ..failed };
+    let st = State::from_rows(vec![row("r1/v1", Add, Status::Applied, Some(&ms[0])), resumed]);
+    let lanes = Lanes::new(&ms, &st);
+    let plan = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap();
+    assert_eq!(steps(&plan), ["rollback_add r1/v2", "rollback_add r1/v1"]);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1/v1"), Sqlite).unwrap_err();
+    assert!(e.contains("rollback_add of r1/v2 is failed"), "{e}");
+}
+
+#[test]
+fn a_release_rollback_that_can_never_complete_names_no_rollback_to_run_first() {
+    // r1/v1 is dropped for good; r1/v2's simdrop could be undone, but that
+    // would roll back production for nothing.
+    let (ms, st) = world(&[(0, Add), (0, Simdrop), (0, Drop), (1, Add), (1, Simdrop)]);
+    let lanes = Lanes::new(&ms, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap_err();
+    assert!(
+        e.contains("rollback_add r1/v1: its simdrop is applied and can no longer be undone")
+            && !e.contains("pygrate rollback"),
+        "{e}"
+    );
+}
