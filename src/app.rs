@@ -466,24 +466,6 @@ impl Workspace {
             if dry_run {
                 out.line(&format!("would resolve {what}"));
             }
-            let log = LogEntry {
-                at: now_utc(),
-                by: self.actor.by(),
-                operation: "resolve".to_string(),
-                release: id.release.clone(),
-                version: id.version.clone(),
-                phase: phase.name().to_string(),
-                outcome: settled.map_or("pending", Status::as_str).to_string(),
-                checksum: row.checksum.clone(),
-                old_checksum: None,
-                duration_ms: 0,
-                detail: Some(format!(
-                    "was {} after {} statement(s){}",
-                    row.status,
-                    row.statements_done,
-                    row.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-                )),
-            };
             let settled_row = settled.map(|status| {
                 let (checksum, rollback_checksum) = match lanes.entry(&id).and_then(|e| e.migration) {
                     Some(m) => {
@@ -505,6 +487,27 @@ impl Workspace {
                     ..row.clone()
                 }
             });
+            let log = LogEntry {
+                at: now_utc(),
+                by: self.actor.by(),
+                operation: "resolve".to_string(),
+                release: id.release.clone(),
+                version: id.version.clone(),
+                phase: phase.name().to_string(),
+                outcome: settled.map_or("pending", Status::as_str).to_string(),
+                // The text the phase now stands for; the one it ran with before.
+                checksum: settled_row.as_ref().map_or_else(|| row.checksum.clone(), |r| r.checksum.clone()),
+                old_checksum: settled_row
+                    .as_ref()
+                    .and_then(|r| (r.checksum != row.checksum).then(|| row.checksum.clone()).flatten()),
+                duration_ms: 0,
+                detail: Some(format!(
+                    "was {} after {} statement(s){}",
+                    row.status,
+                    row.statements_done,
+                    row.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+            };
             Ok(Some(Resolved { id, settled_row, log, what }))
         };
         let write = |b: &mut dyn Backend, resolved: Resolved| {

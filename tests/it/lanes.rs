@@ -263,9 +263,17 @@ fn baseline_and_resolve_settle_state_without_running_sql(db: &TestDb) {
     p.run(db, &["add"]).code(1);
     assert!(state(db).contains(&"r2/v001-orders add failed".to_string()));
     p.run(db, &["simdrop", "r2/v001"]).code(2).stderr_has("pygrate resolve r2/v001-orders add --as applied|pending");
+    let ran_with = db.query_strings("SELECT checksum FROM pygrate_state WHERE version_name = 'v001-orders'");
+    // Fixed by hand, and in the file: the phase now stands for the new text,
+    // and the log says which text it was accepted over.
+    p.write("releases/r2/v001-orders.sql", "-- @add no-transaction\nSELECT 1;\nSELECT 2;\n");
     p.run(db, &["resolve", "r2/v001", "add", "--as", "applied"]).ok().stdout_has("failed → applied");
     assert!(state(db).contains(&"r2/v001-orders add applied".to_string()));
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE operation = 'resolve'"), 1);
+    let now = db.query_strings("SELECT checksum FROM pygrate_state WHERE version_name = 'v001-orders'");
+    assert_ne!(now, ran_with);
+    let logged = db.query_strings("SELECT checksum, old_checksum FROM pygrate_log WHERE operation = 'resolve'");
+    assert_eq!(logged, vec![vec![now[0][0].clone(), ran_with[0][0].clone()]]);
 }
 
 /// State rows travel inlined in the same message as the SQL on PostgreSQL and
