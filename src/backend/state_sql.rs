@@ -69,7 +69,13 @@ impl StateSql {
         };
         let mut create = Vec::new();
         if let (Some(schema), Dialect::Postgres, true) = (schema, dialect, create_schema) {
-            create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
+            // Only when missing: even with IF NOT EXISTS, CREATE SCHEMA needs
+            // CREATE on the database, which a role that owns its schema lacks.
+            let name = quote(schema);
+            create.push(format!(
+                "DO $pygrate$ BEGIN IF to_regnamespace('{}') IS NULL THEN CREATE SCHEMA {name}; END IF; END $pygrate$",
+                name.replace('\'', "''")
+            ));
         }
         create.push(format!(
             "CREATE TABLE IF NOT EXISTS {state} (\
@@ -337,7 +343,7 @@ mod tests {
         let pg = StateSql::new(Dialect::Postgres, "deploy", Some("ops"), true);
         assert_eq!(pg.state_table, "\"ops\".\"deploy_state\"");
         assert!(pg.upsert_state.contains("$13") && pg.upsert_state.contains("ON CONFLICT"));
-        assert!(pg.create[0].starts_with("CREATE SCHEMA IF NOT EXISTS \"ops\""));
+        assert!(pg.create[0].contains("IF to_regnamespace('\"ops\"') IS NULL THEN CREATE SCHEMA \"ops\";"));
         let current = StateSql::new(Dialect::Postgres, "deploy", Some("we\"ird"), false);
         assert_eq!(current.state_table, "\"we\"\"ird\".\"deploy_state\"");
         assert!(current.create[0].starts_with("CREATE TABLE"), "the current schema exists already");

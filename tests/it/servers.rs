@@ -549,6 +549,28 @@ fn verbose_shows_only_the_statements_that_were_sent(db: &TestDb) {
     assert!(!run.stdout.contains("never_sent"), "{}", run.stdout);
 }
 
+/// A role that may create in its own schema, but not in the database, uses
+/// `schema:` from the first run: CREATE SCHEMA IF NOT EXISTS was refused
+/// for want of CREATE on the database, although the schema existed.
+fn a_configured_schema_needs_no_create_right_on_the_database(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let role = format!("{database}_owner");
+    db.execute(&format!(
+        "CREATE ROLE {role} LOGIN; CREATE SCHEMA app_{role} AUTHORIZATION {role}; \
+         REVOKE CREATE ON DATABASE {database} FROM PUBLIC"
+    ));
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("schema: app_{role}\n"));
+    p.write("releases/r1/v001-t.sql", &format!("-- @add\nCREATE TABLE app_{role}.t (id INTEGER);\n"));
+    let run = p.run_with(Some(&url), &["ff"]);
+    db.execute(&format!("DROP SCHEMA app_{role} CASCADE; DROP OWNED BY {role}; DROP ROLE {role}"));
+    run.ok();
+}
+
 /// The port of a test server's URL (`scheme://user@host:port/db`).
 fn server_port(url: &str) -> u16 {
     let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
@@ -609,6 +631,7 @@ crate::on_every_engine!(
     create_index_concurrently_needs_no_transaction,
     a_killed_mysql_section_resumes_at_the_first_statement_not_done,
     a_killed_no_transaction_statement_is_cancelled_not_run_twice,
+    a_configured_schema_needs_no_create_right_on_the_database,
     a_resumed_statement_that_fails_may_have_completed_before,
     a_terminated_session_is_reported_as_a_lost_connection,
 );
