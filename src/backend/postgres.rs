@@ -189,7 +189,9 @@ impl Postgres {
     fn lock_key(&self) -> AdvisoryKey {
         AdvisoryKey::new(self.schema.as_deref().unwrap_or_default(), &self.state_table)
     }
-    pub fn connect(url: &str, settings: &Settings) -> Result<Postgres, Error> {
+    /// The driver's config for `url`, with pygrate's defaults where the URL
+    /// sets nothing.
+    fn config(url: &str, settings: &Settings) -> Result<Config, Error> {
         let mut config = Config::from_str(url)
             .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), error_chain(&e))))?;
         // `connect_timeout=0` means wait indefinitely, as in libpq; the driver
@@ -232,21 +234,45 @@ impl Postgres {
             let actor = &settings.actor;
             config.application_name(&format!("pygrate {}@{} pid {}", actor.user, actor.host, actor.pid));
         }
+        Ok(config)
+    }
+
+    pub fn connect(url: &str, settings: &Settings) -> Result<Postgres, Error> {
+        let config = Postgres::config(url, settings)?;
         let context = match endpoints(&config) {
             hosts if hosts.is_empty() => "cannot connect to PostgreSQL: the URL names no host".to_string(),
             hosts => format!("cannot connect to PostgreSQL at {hosts}"),
         };
         let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
         let fail = |e: postgres::Error| Error::db(context.clone(), scrub_password(db_error(e), password.as_deref()));
-        // As libpq: connect_timeout bounds each host's whole connection attempt.
-        let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
-        let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);
-        let mut client = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
-            SslMode::Disable => config.connect(NoTls),
-            _ => config.connect(tls::UnverifiedTls),
-        })
-        .map_err(|e| Error::db(context.clone(), e))?
-        .map_err(fail)?;
+        // As libpq: connect_timeout bounds each host's whole connection
+        // attempt, so a host that accepts and never answers does not keep
+        // the next one from being tried. Hosts named as query parameters
+        // (`?host=a,b`) share one deadline.
+        let (attempts, limit) = match single_host_urls(url) {
+            Some(urls) => {
+                let configs = urls.iter().map(|url| Postgres::config(url, settings)).collect::<Result<Vec<_>, _>>()?;
+                (configs, config.get_connect_timeout().copied())
+            }
+            None => {
+                let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+                let limit = config.get_connect_timeout().map(|per_host| *per_host * hosts);
+                (vec![config], limit)
+            }
+        };
+        let mut connected = Err(Error::db(context.clone(), DbError::new("no host to connect to")));
+        for config in attempts {
+            connected = super::within(limit, "connect_timeout", move || match config.get_ssl_mode() {
+                SslMode::Disable => config.connect(NoTls),
+                _ => config.connect(tls::UnverifiedTls),
+            })
+            .map_err(|e| Error::db(context.clone(), e))
+            .and_then(|attempt| attempt.map_err(fail));
+            if connected.is_ok() {
+                break;
+            }
+        }
+        let mut client = connected?;
         // Without a configured schema the state tables are where the
         // search_path finds them (for a first run: the current schema, where
         // they will be created). Naming that schema in every statement keeps
@@ -336,6 +362,15 @@ fn option_value<'u>(url: &'u str, option: &str) -> Option<&'u str> {
         Some((key, value)) => (key == option).then_some(value),
         None => (pair == option).then_some(""),
     })
+}
+
+/// `postgres://u@h1:p1,h2:p2/db?…` as one URL per host. None for a single
+/// host, or hosts named as query parameters.
+fn single_host_urls(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (userinfo, hosts) = authority.split_at(authority.rfind('@').map_or(0, |at| at + 1));
+    hosts.contains(',').then(|| hosts.split(',').map(|host| format!("{scheme}://{userinfo}{host}{tail}")).collect())
 }
 
 /// `host:port` of every host the URL names, for messages.
@@ -671,7 +706,21 @@ fn db_error(e: postgres::Error) -> DbError {
 
 #[cfg(test)]
 mod tests {
-    use super::option_value;
+    use super::{option_value, single_host_urls};
+
+    #[test]
+    fn one_url_per_host() {
+        assert_eq!(
+            single_host_urls("postgres://u:p@h1:5432,[::1]:5433/db?sslmode=disable"),
+            Some(vec![
+                "postgres://u:p@h1:5432/db?sslmode=disable".to_string(),
+                "postgres://u:p@[::1]:5433/db?sslmode=disable".to_string()
+            ])
+        );
+        assert_eq!(single_host_urls("postgresql://a,b"), Some(vec!["postgresql://a".into(), "postgresql://b".into()]));
+        assert_eq!(single_host_urls("postgres://u@h/db"), None);
+        assert_eq!(single_host_urls("postgres:///db?host=/run/a,/run/b"), None);
+    }
 
     #[test]
     fn options_named_in_the_query() {
