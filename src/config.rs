@@ -43,7 +43,7 @@ impl Key {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Config {
     /// The file it came from, when there was one.
     pub source: Option<PathBuf>,
@@ -56,6 +56,24 @@ pub struct Config {
     pub statement_timeout: Option<Duration>,
     pub lock_retries: u32,
     pub lock_wait: Duration,
+}
+
+/// By hand: `connection` may hold a password, which `{:?}` in an embedding
+/// service's log must not show.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("source", &self.source)
+            .field("connection", &self.connection.as_deref().map(redact))
+            .field("connection_error", &self.connection_error)
+            .field("schema", &self.schema)
+            .field("state_table", &self.state_table)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_retries", &self.lock_retries)
+            .field("lock_wait", &self.lock_wait)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -229,13 +247,15 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
 
 /// State table prefixes and schemas end up in SQL: keep them plain identifiers.
 fn checked_identifier(key: &str, value: &str) -> Result<String, String> {
-    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && value.len() <= 48;
-    if ok {
-        Ok(value.to_string())
+    let plain = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    // 48 + `_state` stays within PostgreSQL's 63 and MySQL's 64 characters.
+    if !plain {
+        Err(format!("`{key}` must be a plain identifier (ASCII letters, digits, `_`), not `{value}`"))
+    } else if value.len() > 48 {
+        Err(format!("`{key}` is {} characters long; at most 48 fit the databases' name limits", value.len()))
     } else {
-        Err(format!("`{key}` must be a plain identifier (letters, digits, `_`), not `{value}`"))
+        Ok(value.to_string())
     }
 }
 
@@ -430,6 +450,19 @@ mod tests {
         assert_eq!(redact("sqlite:///hellodb"), "sqlite:///hellodb");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db?sslpassword=s3cret"), "postgres://u@h/db?sslpassword=***");
+        // An embedding service may log a config with `{:?}`.
+        let config = parse("connection: \"postgres://app:s3cret@db/app\"\n").unwrap_or_default();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("postgres://app:***@db/app") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn identifiers_say_what_is_wrong() {
+        let e = parse(&format!("state_table: {}\n", "a".repeat(49))).err().unwrap_or_default();
+        assert!(e.contains("49 characters long; at most 48"), "{e}");
+        assert!(parse(&format!("state_table: {}\n", "a".repeat(48))).is_ok());
+        let e = parse("schema: my-app\n").err().unwrap_or_default();
+        assert!(e.contains("plain identifier (ASCII letters, digits, `_`)"), "{e}");
     }
 
     /// Whatever the password holds, and however broken the URL around it,
