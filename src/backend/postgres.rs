@@ -192,6 +192,21 @@ impl Postgres {
     /// The driver's config for `url`, with pygrate's defaults where the URL
     /// sets nothing.
     fn config(url: &str, settings: &Settings) -> Result<Config, Error> {
+        // The driver only says a value is invalid; say what it takes. It
+        // cannot verify certificates, so libpq's verify-ca/verify-full are
+        // out of reach.
+        for (option, values) in [
+            ("sslmode", &["disable", "prefer", "require"]),
+            ("target_session_attrs", &["any", "read-write", "read-only"]),
+        ] {
+            if let Some(value) = option_value(url, option).filter(|v| !values.contains(v)) {
+                return Err(Error::Usage(format!(
+                    "connection `{}`: {option}={value} is not supported; use {}",
+                    redact(url),
+                    values.join(", ")
+                )));
+            }
+        }
         let mut config = Config::from_str(url)
             .map_err(|e| Error::Usage(format!("connection `{}`: {}", redact(url), error_chain(&e))))?;
         // `connect_timeout=0` means wait indefinitely, as in libpq; the driver

@@ -327,6 +327,22 @@ fn a_short_password_leaves_server_messages_whole() {
     }
 }
 
+/// libpq values the driver lacks are named with what it takes instead.
+#[test]
+fn unsupported_postgres_options_say_what_is_supported() {
+    for (option, expected) in [
+        ("sslmode=verify-full", "sslmode=verify-full is not supported; use disable, prefer, require"),
+        (
+            "target_session_attrs=primary",
+            "target_session_attrs=primary is not supported; use any, read-write, read-only",
+        ),
+    ] {
+        let error = open_with(&format!("postgres://u:pw@127.0.0.1:1/db?{option}"), &settings("pygrate")).err().unwrap();
+        assert!(matches!(error, Error::Usage(_)), "{error:?}");
+        assert!(error.to_string().contains(expected) && !error.to_string().contains("pw@"), "{error}");
+    }
+}
+
 #[test]
 fn bad_ssl_mode_is_a_usage_error() {
     let error = open_with("mysql://u:pw@127.0.0.1:1/db?ssl-mode=SOMETIMES", &settings("pygrate")).err().unwrap();
