@@ -273,6 +273,10 @@ impl<'a> Lanes<'a> {
                         Err(Blocked::Waits(why) | Blocked::Refused(why)) => return Err(why),
                     }
                 }
+            }
+            // Every lane, not only the requested ones: a refusal follows what
+            // a phase waits for into the other lanes.
+            for p in Phase::ALL.map(Phase::index) {
                 if !applied[i][p] && lane_blocker[p].is_none() {
                     lane_blocker[p] = Some(i);
                 }
@@ -494,6 +498,12 @@ impl<'a> Lanes<'a> {
         if let Some(never) = applied.into_iter().find_map(|(e, p)| e.final_phase(p, dialect)) {
             return Err(format!("{never}: a rollback can no longer reach past {release}"));
         }
+        if let Some(gone) = entries().find(|e| e.migration.is_none() && e.has_state()) {
+            return Err(format!(
+                "{} has state but its file is gone, so {release} cannot be rolled back; restore the file",
+                gone.id
+            ));
+        }
         Ok(if entries().any(|e| e.cell(Phase::Simdrop) == Cell::Applied) {
             format!("roll it back first: pygrate rollback_simdrop {release}, then pygrate rollback_add {release}")
         } else {
@@ -634,7 +644,7 @@ impl<'a> Check<'_, 'a> {
                 )));
             }
         }
-        if let Some(j) = self.lane_blocker[phase.index()] {
+        if let Some(j) = self.lane_blocker[phase.index()].filter(|&j| j < i) {
             let earlier = &self.lanes.entries[j].id;
             return Err(Blocked::Waits(self.waits_for(
                 format!("{phase} {id} waits for {phase} of the earlier version {earlier}"),
@@ -656,7 +666,12 @@ impl<'a> Check<'_, 'a> {
 
     /// `waiting` (on `phase` of entry `j`), and the command that unblocks it:
     /// one that runs, so with `--allow-out-of-order` when `j` is out of order.
+    /// When `phase` of `j` cannot run yet either, what it waits for in turn,
+    /// down to a command that runs (or what must be settled first).
     fn waits_for(&self, waiting: String, j: usize, phase: Phase) -> String {
+        if let Err(Blocked::Waits(then) | Blocked::Refused(then)) = self.apply(j, phase, true) {
+            return format!("{waiting}; {then}");
+        }
         let id = &self.lanes.entries[j].id;
         match self.last_applied[phase.index()].filter(|&k| k > j) {
             Some(k) => {

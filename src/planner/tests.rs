@@ -524,3 +524,42 @@ fn a_release_rollback_that_can_never_complete_names_no_rollback_to_run_first() {
         "{e}"
     );
 }
+
+/// Every command a refusal names runs: where the phase it points at waits
+/// too, the refusal follows the chain to the first that can.
+#[test]
+fn a_refusal_follows_what_it_waits_for_to_a_command_that_runs() {
+    let (ms, st) = world(&[(0, Add)]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r2/v1");
+    let refusal = forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err();
+    assert!(
+        refusal.contains("simdrop r2/v1 waits for its add; add r2/v1 waits for add of the earlier version r1/v2")
+            && refusal.ends_with("run `pygrate add r1/v2` first"),
+        "{refusal}"
+    );
+    // An earlier version whose rollback failed: settle it, not run it.
+    let mut failed = row("r1/v1", Simdrop, Status::Failed, Some(&ms[0]));
+    failed.rolling_back = true;
+    let st = State::from_rows(vec![
+        row("r1/v1", Add, Status::Applied, Some(&ms[0])),
+        row("r1/v2", Add, Status::Applied, Some(&ms[1])),
+        failed,
+    ]);
+    let lanes = Lanes::new(&ms, &st);
+    let t = target(&lanes, "r1/v2");
+    let refusal = forward(&lanes, &[Simdrop], Scope::Only(&t)).unwrap_err();
+    assert!(
+        refusal.contains("pygrate resolve r1/v1 simdrop") && !refusal.contains("run `pygrate simdrop r1/v1`"),
+        "{refusal}"
+    );
+}
+
+#[test]
+fn the_release_guard_names_no_rollback_of_a_release_whose_files_are_gone() {
+    let (ms, st) = world(&[(0, Add), (1, Add), (2, Add)]);
+    let present: Vec<Migration> = ms[..2].to_vec();
+    let lanes = Lanes::new(&present, &st);
+    let e = lanes.plan_rollback(Add, &target(&lanes, "r1"), Sqlite).unwrap_err();
+    assert!(e.contains("r2/v1 has state but its file is gone") && !e.contains("pygrate rollback"), "{e}");
+}

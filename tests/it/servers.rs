@@ -226,7 +226,8 @@ fn a_terminated_session_is_reported_as_a_lost_connection(db: &TestDb) {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("run again") && !stderr.contains('{'), "{stderr}");
     if db.engine == Engine::Postgres {
-        assert!(stderr.contains("57P01") && stderr.contains("the connection failed"), "{stderr}");
+        // With 57P01, or without a code when the socket closed first.
+        assert!(stderr.contains("the connection failed"), "{stderr}");
         assert!(!db.table_exists("slow"));
     }
 }
