@@ -326,7 +326,7 @@ fn write_project(n: usize) -> PathBuf {
 
 fn bench_discover_load(c: &mut Criterion) {
     let root = write_project(VERSIONS);
-    let out = Output { quiet: true, verbose: false, json: false };
+    let out = Output { quiet: true, ..Output::default() };
     match load(&root, Statements::In(Dialect::Sqlite), &out) {
         Ok((project, migrations)) => {
             assert_eq!(project.files.len(), VERSIONS);

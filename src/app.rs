@@ -2,9 +2,11 @@
 //! embedding pygrate calls. Each command reads the state once, plans, and
 //! only then (under the migration lock) changes anything.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::backend::{connect, Backend, Location, Settings};
 use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
@@ -21,12 +23,36 @@ use crate::project::{Project, Target, VersionId};
 use crate::report;
 use crate::state::{now_utc, Actor, LogEntry, PhaseState, State, Status};
 
-/// How much to print, and in which form.
-#[derive(Debug, Clone, Copy)]
+/// How much to print, in which form, and where.
+#[derive(Debug, Default)]
 pub struct Output {
     pub quiet: bool,
     pub verbose: bool,
     pub json: bool,
+    /// Embedding: nothing is printed; what would have been, the warnings and
+    /// the phases that ran are kept here for the caller.
+    pub captured: Option<RefCell<Captured>>,
+}
+
+/// What a command would have printed, for a caller that embeds pygrate.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Captured {
+    /// Its standard output.
+    pub text: String,
+    pub warnings: Vec<String>,
+    /// The phases that ran (applied or rolled back), in order.
+    pub ran: Vec<Ran>,
+}
+
+/// A phase that ran to completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub id: VersionId,
+    pub action: Action,
+    pub statements: usize,
+    /// Statements an earlier, interrupted run had completed.
+    pub resumed_after: usize,
+    pub elapsed: Duration,
 }
 
 impl Output {
@@ -34,7 +60,12 @@ impl Output {
     /// pipe (`pygrate ff | head -1`) must not stop a migration halfway, and
     /// the state tables and the exit code tell the truth anyway.
     fn write(&self, text: &str) {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        match &self.captured {
+            Some(captured) => captured.borrow_mut().text.push_str(text),
+            None => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            }
+        }
     }
 
     /// A line that `-q` keeps quiet.
@@ -55,14 +86,25 @@ impl Output {
 
     /// To stderr; as `write`, a closed stream is not an error.
     fn warn(&self, text: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+        match &self.captured {
+            Some(captured) => captured.borrow_mut().warnings.push(text.to_string()),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+            }
+        }
+    }
+
+    fn ran(&self, ran: Ran) {
+        if let Some(captured) = &self.captured {
+            captured.borrow_mut().ran.push(ran);
+        }
     }
 }
 
 /// Runs the command line; returns the exit code for success paths that are
 /// not errors (`check` failing is an error, exit 1).
 pub fn run(cli: &Cli) -> Result<u8, Error> {
-    let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json };
+    let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json, captured: None };
     if out.json && !prints_json(&cli.command, cli.dry_run) {
         return Err(Error::Usage(
             "--format json: this command prints text only; JSON is printed by status, check, plan and lint, and by \
@@ -939,7 +981,14 @@ fn print_event(out: &Output, event: &Event<'_>) {
                 step.action.command(),
                 step.id(),
                 crate::text::duration(*elapsed)
-            ))
+            ));
+            out.ran(Ran {
+                id: step.id().clone(),
+                action: step.action,
+                statements: *statements,
+                resumed_after: *resumed_after,
+                elapsed: *elapsed,
+            });
         }
         _ => {}
     }

@@ -3,7 +3,7 @@
 //! The modules follow the flow of a command: [`project`] finds the files,
 //! [`parser`] splits them into sections and [`splitter`] into statements,
 //! [`planner`] turns files + state into steps, [`executor`] runs them through
-//! a [`backend::Backend`].
+//! a [`backend::Backend`]. A service embeds it through [`migrator::Migrator`].
 
 pub mod app;
 pub mod backend;
@@ -16,6 +16,7 @@ pub mod executor;
 pub mod integrity;
 pub mod lexer;
 pub mod lint;
+pub mod migrator;
 pub mod parser;
 pub mod phase;
 pub mod planner;

@@ -5,6 +5,7 @@ mod support;
 mod adapters;
 mod cli;
 mod crash;
+mod embedding;
 mod integrity;
 mod lanes;
 mod lint;

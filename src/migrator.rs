@@ -1,0 +1,82 @@
+//! The embedding API: what a Rust service calls to migrate its database at
+//! start-up, with the guarantees of the command line (lock, lane rules, lint
+//! gate, running/failed protocol). Nothing is printed, `DATABASE_URL` is not
+//! read, and the results are data.
+//!
+//! ```no_run
+//! let migrator = pygrate::migrator::Migrator::new("deploy/db", "postgres://app@db/app");
+//! let outcome = migrator.ff()?;
+//! for ran in &outcome.ran {
+//!     println!("{} {}", ran.action, ran.id);
+//! }
+//! # Ok::<(), pygrate::error::Error>(())
+//! ```
+
+use std::path::PathBuf;
+
+use crate::app::{Captured, Output, Workspace};
+use crate::cli::ForwardArgs;
+use crate::error::Error;
+use crate::phase::Phase;
+
+/// A project (`releases/`, and `conf.d/` for settings such as `lock_timeout`)
+/// and the database it migrates.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    root: PathBuf,
+    url: String,
+    env: Option<String>,
+}
+
+impl Migrator {
+    /// The project at `root`, against the database at `url` (the URL forms
+    /// of the command line; `conf.d`'s `connection` is not used).
+    pub fn new(root: impl Into<PathBuf>, url: impl Into<String>) -> Migrator {
+        Migrator { root: root.into(), url: url.into(), env: None }
+    }
+
+    /// Settings from `conf.d/ENV.yaml`, when `conf.d` holds several files.
+    pub fn env(self, env: impl Into<String>) -> Migrator {
+        Migrator { env: Some(env.into()), ..self }
+    }
+
+    /// `pygrate ff`: every pending phase, version by version. `Ok` holds the
+    /// phases that ran (none: nothing was pending) and any warnings; a
+    /// refusal, a lint error or a failing statement is an `Err`, with the
+    /// state tables saying what happened.
+    pub fn ff(&self) -> Result<Captured, Error> {
+        self.run(false, |workspace, out| {
+            let args = ForwardArgs { allow_out_of_order: false, allow_unsafe: false };
+            workspace.forward(&Phase::ALL, None, true, &args, false, out)
+        })
+    }
+
+    /// What `ff` would run, as `pygrate plan --format json` prints it.
+    pub fn plan(&self) -> Result<serde_json::Value, Error> {
+        let args = ForwardArgs { allow_out_of_order: false, allow_unsafe: false };
+        self.json(|workspace, out| workspace.forward(&Phase::ALL, None, true, &args, true, out))
+    }
+
+    /// Every version's phases and the problems found, as `pygrate status
+    /// --format json` prints them.
+    pub fn status(&self) -> Result<serde_json::Value, Error> {
+        self.json(|workspace, out| workspace.status(None, out))
+    }
+
+    fn json(&self, command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>) -> Result<serde_json::Value, Error> {
+        let captured = self.run(true, command)?;
+        serde_json::from_str(&captured.text)
+            .map_err(|e| Error::Usage(format!("pygrate printed no JSON ({e}): {}", captured.text)))
+    }
+
+    fn run(
+        &self,
+        json: bool,
+        command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>,
+    ) -> Result<Captured, Error> {
+        let out = Output { quiet: false, verbose: false, json, captured: Some(Default::default()) };
+        let workspace = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out)?;
+        command(&workspace, &out)?;
+        Ok(out.captured.map(|c| c.into_inner()).unwrap_or_default())
+    }
+}

@@ -1,0 +1,40 @@
+//! The library as a service embeds it: `Migrator` runs the same commands,
+//! prints nothing, and hands back what ran and what it found.
+
+use pygrate::error::Error;
+use pygrate::migrator::Migrator;
+use pygrate::phase::{Action, Phase};
+
+use crate::lanes::applied;
+use crate::support::{Sandbox, TestDb};
+
+fn migrates_and_reports_as_data(db: &TestDb) {
+    let p = Sandbox::fixture("portable");
+    let migrator = Migrator::new(p.path(), db.url.clone());
+    let plan = migrator.plan().unwrap();
+    assert_eq!(plan["steps"].as_array().map(Vec::len), Some(9), "{plan}");
+    let outcome = migrator.ff().unwrap();
+    let ran: Vec<String> = outcome.ran.iter().map(|r| format!("{} {}", r.action, r.id)).collect();
+    assert_eq!(ran.len(), 9, "{ran:?}");
+    assert_eq!(outcome.ran[0].action, Action::Apply(Phase::Add));
+    assert_eq!(ran[0], "add r1/v001-journal");
+    assert!(outcome.text.contains("add              r1/v001-journal  ok"), "{}", outcome.text);
+    assert_eq!(applied(db).len(), 9);
+    // Nothing pending: nothing ran, which the caller can tell from data.
+    let again = migrator.ff().unwrap();
+    assert!(again.ran.is_empty() && again.text.contains("nothing to do"), "{again:?}");
+    let status = migrator.status().unwrap();
+    let versions = status["versions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(versions.len(), 3, "{status}");
+    assert!(versions.iter().all(|v| v["phases"][0]["status"] == "applied"), "{status}");
+    // A failure is an error with its file and line, and the state says so.
+    p.write("releases/r2/v002-broken.sql", "-- @add no-transaction\nSELECT 1;\nSELECT * FROM nowhere;\n");
+    match migrator.ff() {
+        Err(Error::Statement(failure)) => assert!(failure.to_string().contains("v002-broken.sql:3"), "{failure}"),
+        other => panic!("{other:?}"),
+    }
+    let status = migrator.status().unwrap();
+    assert_eq!(status["versions"][3]["phases"][0]["status"], "failed", "{status}");
+}
+
+crate::on_every_engine!(migrates_and_reports_as_data);
