@@ -12,11 +12,12 @@ run: build
 	./$(BIN) ff
 	./$(BIN) status
 
-## Every test: unit tests beside the code, property tests, and the integration
+## Every test: unit tests beside the code, property tests, the integration
 ## tests in tests/ against SQLite, PostgreSQL and MariaDB (servers unreachable:
-## skipped loudly; under CI=true: failed).
+## skipped loudly; under CI=true: failed), and the doc examples.
 test:
 	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --doc
 
 lint:
 	$(CARGO) fmt --all -- --check
