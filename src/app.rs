@@ -1010,14 +1010,25 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
     let mut highest = 0u64;
     let mut width = 3;
     if let Ok(entries) = fs::read_dir(&dir) {
-        for entry in entries.flatten() {
+        // Version files only: other entries are ignored by the project too.
+        for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
             let file = entry.file_name().to_string_lossy().to_string();
+            if !file.ends_with(".sql") {
+                continue;
+            }
             let digits: String =
                 file.strip_prefix('v').unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse::<u64>() {
-                highest = highest.max(n);
-                width = width.max(digits.len());
+            if digits.is_empty() {
+                continue;
             }
+            let n = digits.parse::<u64>().ok().filter(|n| *n < u64::MAX).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: its number is too large to count on; create the new version's file by hand, named to sort after it",
+                    dir.join(&file).display()
+                ))
+            })?;
+            highest = highest.max(n);
+            width = width.max(digits.len());
         }
     }
     let path = dir.join(format!("v{:0width$}-{slug}.sql", highest + 1));

@@ -429,10 +429,18 @@ fn new_creates_the_next_version_with_every_marker() {
         assert!(text.contains(marker), "{text}");
     }
     p.run_with(None, &["new", "../x", "y"]).code(2);
+    // Only version files count: not notes, not directories the project ignores.
+    p.write("releases/2026.03/v050-notes.txt", "");
+    p.write("releases/2026.03/v200-old/readme.md", "");
+    p.run_with(None, &["new", "2026.03", "third"]).ok().stdout_has("v003-third.sql");
+    // A number too large to count on is said, not skipped (v001 would sort before it).
+    let q = Sandbox::empty();
+    q.write("releases/r1/v99999999999999999999999-big.sql", "-- @add\n");
+    q.run_with(None, &["new", "r1", "next"]).code(2).stderr_has("too large to count on");
     // Empty sections are no-op phases: the new versions run as they are.
     p.run_with(Some(&sqlite_url(p.path())), &["ff"])
         .ok()
-        .stdout_has("drop             2026.03/v002-backfill  ok (0 statements");
+        .stdout_has("drop             2026.03/v003-third  ok (0 statements");
 }
 
 #[test]
