@@ -508,18 +508,12 @@ impl Workspace {
             if dry_run {
                 out.line(&format!("would resolve {what}"));
             }
-            let settled_row = settled.map(|status| {
-                let (checksum, rollback_checksum) = match lanes.entry(&id).and_then(|e| e.migration) {
-                    Some(m) => {
-                        let (c, r) = current_checksums(m, phase);
-                        (Some(c), r)
-                    }
-                    None => (row.checksum.clone(), row.rollback_checksum.clone()),
-                };
-                PhaseState {
+            // With the file: its current text, as after a run. Without: the
+            // checksums the phase ran with.
+            let settled_row = settled.map(|status| match lanes.entry(&id).and_then(|e| e.migration) {
+                Some(m) => settled_state(m, phase, status, self.actor.by(), row.duration_ms),
+                None => PhaseState {
                     status,
-                    checksum,
-                    rollback_checksum,
                     rolling_back: false,
                     statements_done: 0,
                     done_checksum: None,
@@ -527,7 +521,7 @@ impl Workspace {
                     by: self.actor.by(),
                     error: None,
                     ..row.clone()
-                }
+                },
             });
             let log = LogEntry {
                 at: now_utc(),

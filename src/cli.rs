@@ -62,7 +62,7 @@ pub enum Resolution {
     Pending,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ForwardArgs {
     /// Run a version that sorts before one already applied in the same lane.
     #[arg(long)]

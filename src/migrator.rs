@@ -46,15 +46,13 @@ impl Migrator {
     /// state tables saying what happened.
     pub fn ff(&self) -> Result<Captured, Error> {
         self.run(false, |workspace, out| {
-            let args = ForwardArgs { allow_out_of_order: false, allow_unsafe: false };
-            workspace.forward(&Phase::ALL, None, true, &args, false, out)
+            workspace.forward(&Phase::ALL, None, true, &ForwardArgs::default(), false, out)
         })
     }
 
     /// What `ff` would run, as `pygrate plan --format json` prints it.
     pub fn plan(&self) -> Result<serde_json::Value, Error> {
-        let args = ForwardArgs { allow_out_of_order: false, allow_unsafe: false };
-        self.json(|workspace, out| workspace.forward(&Phase::ALL, None, true, &args, true, out))
+        self.json(|workspace, out| workspace.forward(&Phase::ALL, None, true, &ForwardArgs::default(), true, out))
     }
 
     /// Every version's phases and the problems found, as `pygrate status
