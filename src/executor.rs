@@ -181,6 +181,8 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
 
 /// Why a counted statement did not complete.
 enum Counted {
+    /// The transaction for the statement could not be opened: nothing ran.
+    Opening(DbError),
     /// The statement failed: the database's word on it.
     Statement(DbError),
     /// The statement ran but its progress could not be recorded.
@@ -475,7 +477,23 @@ impl Executor<'_, '_> {
                 let ran = self.run_counted(p, i, wrap, &mut open, started);
                 match ran {
                     Ok(()) => break,
-                    Err(Counted::Recording(e)) => return Err(context(e)),
+                    Err(Counted::Opening(e)) => return Err(context(e)),
+                    Err(Counted::Recording(e)) => {
+                        let _ = self.backend.rollback();
+                        let rest = if i + 1 < total { ", run the statements after it by hand" } else { "" };
+                        let aftermath = format!(
+                            "statement {} of {total} ran, but recording it failed, so the phase stays marked running \
+                             with {i} done. Once the cause is fixed: if the statement's work is in the database (DDL \
+                             and no-transaction statements commit on their own){rest}, settle it: pygrate resolve {} {} \
+                             --as applied; else run `pygrate {} {}` again to resume at it",
+                            i + 1,
+                            step.id(),
+                            step.action.phase(),
+                            step.action,
+                            step.id()
+                        );
+                        return Err(self.failure(p, FailedAt::Recording, e, started, aftermath));
+                    }
                     Err(Counted::Statement(error)) => {
                         if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
                             on_event(Event::Retry { of: Retried::Step(step), attempt, pause, error: &error });
@@ -531,7 +549,7 @@ impl Executor<'_, '_> {
     ) -> Result<(), Counted> {
         let last = i + 1 == p.statements.len();
         if wrap && !*open {
-            self.backend.begin().map_err(Counted::Recording)?;
+            self.backend.begin().map_err(Counted::Opening)?;
             *open = true;
         }
         let sql = p.statements.get(i).map_or("", |s| s.sql);

@@ -178,6 +178,9 @@ pub trait Backend {
     fn read_log(&mut self) -> Result<Vec<LogEntry>, DbError>;
 
     fn begin(&mut self) -> Result<(), DbError>;
+    /// Whether a transaction is open now, on the server's word where a
+    /// statement may have ended one (MySQL's DDL commits implicitly).
+    fn in_transaction(&mut self) -> Result<bool, DbError>;
     fn commit(&mut self) -> Result<(), DbError>;
     fn rollback(&mut self) -> Result<(), DbError>;
     /// Runs one statement of a migration.
@@ -260,13 +263,20 @@ pub trait Backend {
 
     /// The bookkeeping of a tracked section: writes `row` (and `log`), then
     /// commits the open transaction when `commit`, then opens the next one
-    /// when `begin`. Adapters may send it all as one message.
+    /// when `begin`. A row and its log row are written together or not at
+    /// all: with no transaction open, in one of their own. On error a
+    /// transaction may be left open for the caller to roll back. Adapters
+    /// may send it all as one message.
     fn record(&mut self, row: &PhaseState, log: Option<&LogEntry>, commit: bool, begin: bool) -> Result<(), DbError> {
+        let own = log.is_some() && !self.in_transaction()?;
+        if own {
+            self.begin()?;
+        }
         self.save_phase(row)?;
         if let Some(log) = log {
             self.append_log(log)?;
         }
-        if commit {
+        if commit || own {
             self.commit()?;
         }
         if begin {

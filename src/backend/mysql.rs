@@ -438,6 +438,17 @@ impl Backend for Mysql {
         Ok(())
     }
 
+    fn in_transaction(&mut self) -> Result<bool, DbError> {
+        if !self.in_transaction {
+            return Ok(false);
+        }
+        // DDL commits the transaction it runs in, and the server alone knows
+        // whether the last statement was DDL.
+        let open: Option<i64> = self.conn.query_first("SELECT @@in_transaction").map_err(db_error)?;
+        self.in_transaction = open == Some(1);
+        Ok(self.in_transaction)
+    }
+
     fn commit(&mut self) -> Result<(), DbError> {
         self.in_transaction = false;
         self.simple("COMMIT")
@@ -504,14 +515,16 @@ impl Backend for Mysql {
     }
 
     fn record(&mut self, row: &PhaseState, log: Option<&LogEntry>, commit: bool, begin: bool) -> Result<(), DbError> {
-        // One message instead of up to four: this runs after every statement
+        // One message instead of up to five: this runs after every statement
         // of every section.
-        let mut batch = state_sql::inline(Dialect::Mysql, &self.sql.upsert_state, &state_sql::state_params(row));
+        let own = log.is_some() && !self.in_transaction()?;
+        let mut batch = if own { "START TRANSACTION;\n".to_string() } else { String::new() };
+        batch.push_str(&state_sql::inline(Dialect::Mysql, &self.sql.upsert_state, &state_sql::state_params(row)));
         if let Some(log) = log {
             batch.push_str(";\n");
             batch.push_str(&state_sql::inline(Dialect::Mysql, &self.sql.insert_log, &state_sql::log_params(log)));
         }
-        if commit {
+        if commit || own {
             batch.push_str(";\nCOMMIT");
         }
         if begin {

@@ -518,6 +518,11 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn in_transaction(&mut self) -> Result<bool, DbError> {
+        // Transactional DDL: only pygrate's own statements end a transaction.
+        Ok(self.in_transaction)
+    }
+
     fn commit(&mut self) -> Result<(), DbError> {
         // Whatever COMMIT answers, the transaction is over (a failed one
         // rolls back).

@@ -219,6 +219,10 @@ impl Backend for Sqlite {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)
     }
 
+    fn in_transaction(&mut self) -> Result<bool, DbError> {
+        Ok(!self.conn.is_autocommit())
+    }
+
     fn commit(&mut self) -> Result<(), DbError> {
         self.conn.execute_batch("COMMIT").map_err(db_error)
     }

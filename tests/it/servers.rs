@@ -188,6 +188,38 @@ fn a_killed_no_transaction_statement_is_cancelled_not_run_twice(db: &TestDb) {
     assert_eq!(db.query_i64("SELECT count(*) FROM hits WHERE n = 1"), 1, "the backfill ran once");
 }
 
+/// A state row is never written without its log row: on MySQL the DDL
+/// before it had committed the transaction, and on SQLite a `no-transaction`
+/// section wrote them one at a time, so a log row the database refused left
+/// the phase `applied` with no trace in the log.
+fn a_refused_log_row_leaves_no_phase_applied_without_it(db: &TestDb) {
+    for marker in ["-- @add", "-- @add no-transaction"] {
+        let db = TestDb::create(db.engine).expect("the engine answered once");
+        let p = Sandbox::empty();
+        p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER);\n");
+        p.run(&db, &["ff"]).ok();
+        db.execute(match db.engine {
+            Engine::Sqlite => "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log BEGIN SELECT RAISE(ABORT, 'log refused'); END",
+            Engine::Postgres => {
+                "CREATE FUNCTION no_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'log refused'; END $$; \
+                 CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW EXECUTE FUNCTION no_log()"
+            }
+            Engine::Mysql => {
+                "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW \
+                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'log refused'"
+            }
+        });
+        p.write("releases/r1/v002-b.sql", &format!("{marker}\nCREATE TABLE b (id INTEGER);\n"));
+        let run = p.run(&db, &["ff"]);
+        run.code(1).stderr_has("log refused");
+        let states = state(&db);
+        assert!(!states.iter().any(|s| s.starts_with("r1/v002-b") && s.ends_with("applied")), "{marker}: {states:?}");
+        if db.table_exists("b") {
+            run.stderr_has("pygrate resolve r1/v002-b add --as applied");
+        }
+    }
+}
+
 /// A session terminated by an administrator cannot run the section again to
 /// find the statement; the message said it had, and that the failure did not
 /// recur.
@@ -635,4 +667,5 @@ crate::on_every_engine!(
     a_configured_schema_needs_no_create_right_on_the_database,
     a_resumed_statement_that_fails_may_have_completed_before,
     a_terminated_session_is_reported_as_a_lost_connection,
+    a_refused_log_row_leaves_no_phase_applied_without_it,
 );
