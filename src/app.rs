@@ -15,6 +15,7 @@ use crate::dialect::Dialect;
 use crate::error::{Error, FileError};
 use crate::executor::{lock, prepare, read_checked_state, settled_state, Event, Executor, Prepared};
 use crate::integrity;
+use crate::interrupt::Interrupt;
 use crate::lint;
 use crate::parser::{parse, Migration};
 use crate::phase::{Action, Phase, SectionKind};
@@ -103,7 +104,7 @@ impl Output {
 
 /// Runs the command line; returns the exit code for success paths that are
 /// not errors (`check` failing is an error, exit 1).
-pub fn run(cli: &Cli) -> Result<u8, Error> {
+pub fn run(cli: &Cli, interrupt: &Interrupt) -> Result<u8, Error> {
     let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json, captured: None };
     if out.json && !prints_json(&cli.command, cli.dry_run) {
         return Err(Error::Usage(
@@ -113,10 +114,14 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
         ));
     }
     let root = cli.path.as_path();
+    let open = || {
+        let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+        Ok::<_, Error>(Workspace { interrupt: interrupt.clone(), ..ws })
+    };
     match &cli.command {
         Command::New { release, name } => new_version(root, release, name, cli.dry_run, &out),
         Command::Ff(args) => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             let phases = through(args);
             ws.forward(&phases, args.to.as_deref(), true, &args.forward, cli.dry_run, &out)
         }
@@ -126,28 +131,28 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
                 Command::Simdrop { .. } => Phase::Simdrop,
                 _ => Phase::Drop,
             };
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.forward(&[phase], target.as_deref(), false, forward, cli.dry_run, &out)
         }
         Command::RollbackAdd { target } | Command::RollbackSimdrop { target } => {
             let phase = if matches!(cli.command, Command::RollbackAdd { .. }) { Phase::Add } else { Phase::Simdrop };
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.rollback(phase, target, cli.dry_run, &out)
         }
         Command::Plan(args) => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.forward(&through(args), args.to.as_deref(), true, &args.forward, true, &out)
         }
         Command::Status { target } => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.status(target.as_deref(), &out)
         }
         Command::Resolve { target, phase, resolution } => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.resolve(target, (*phase).into(), *resolution, cli.dry_run, &out)
         }
         Command::Baseline { target } => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.baseline(target, cli.dry_run, &out)
         }
         Command::Sum => {
@@ -168,11 +173,11 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
             report_check(&[], &sum, migrations.len(), &out)
         }
         Command::Check { offline: false } => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.check(&out)
         }
         Command::Rehash { target } => {
-            let ws = Workspace::open(root, cli.env.as_deref(), cli.conn.as_deref(), &out)?;
+            let ws = open()?;
             ws.rehash(target, cli.dry_run, &out)
         }
         Command::Lint { target, dialect } => run_lint(cli, target.as_deref(), dialect.as_deref(), &out),
@@ -211,6 +216,8 @@ pub struct Workspace {
     pub config: Config,
     pub location: Location,
     pub actor: Actor,
+    /// Stops a run part-way when asked (see `crate::interrupt`).
+    pub interrupt: Interrupt,
 }
 
 impl Workspace {
@@ -244,7 +251,14 @@ impl Workspace {
             }
         }
         let (project, migrations) = load(root, Statements::In(location.dialect()), out)?;
-        Ok(Workspace { project, migrations, config, location, actor: Actor::current() })
+        Ok(Workspace {
+            project,
+            migrations,
+            config,
+            location,
+            actor: Actor::current(),
+            interrupt: Interrupt::default(),
+        })
     }
 
     fn settings(&self) -> Settings {
@@ -326,7 +340,7 @@ impl Workspace {
         match read_checked_state(backend) {
             Ok(state) => Ok(state),
             Err(error) if error.lock_timeout && !dry_run => {
-                let mut guard = lock(backend, self.config.lock_wait)?;
+                let mut guard = lock(backend, self.config.lock_wait, &self.interrupt)?;
                 self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))
             }
             Err(error) => Err(Error::db("reading the state table", error)),
@@ -360,7 +374,7 @@ impl Workspace {
         if stand_in {
             backend = self.connect(true)?;
         }
-        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait, &self.interrupt)?;
         let mut executor = self.executor(&mut guard);
         executor.ensure_state_tables(&mut |event| print_event(out, &event))?;
         let state = executor.read_state(&mut |event| print_event(out, &event))?;
@@ -651,7 +665,7 @@ impl Workspace {
             plan(&Lanes::from_state(&self.migrations, state))?;
             return Ok(0);
         }
-        let mut guard = lock(backend.as_mut(), self.config.lock_wait)?;
+        let mut guard = lock(backend.as_mut(), self.config.lock_wait, &self.interrupt)?;
         if create_state_tables {
             self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
         }

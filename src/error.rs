@@ -124,6 +124,10 @@ pub enum Error {
     Db { context: String, error: Box<DbError> },
     #[error("{0}")]
     Statement(Box<StatementFailure>),
+    /// A stop was asked for (SIGINT, SIGTERM, a service's shutdown) and
+    /// pygrate stopped where `what` says.
+    #[error("interrupted by {why}: {what}")]
+    Interrupted { why: String, what: String },
     /// `check` found problems (already printed).
     #[error("check found {0} problem(s)")]
     CheckFailed(usize),
@@ -145,7 +149,11 @@ impl Error {
             | Error::Io { .. }
             | Error::Refused(_)
             | Error::Unsafe(_) => 2,
-            Error::LockTimeout { .. } | Error::Db { .. } | Error::Statement(_) | Error::CheckFailed(_) => 1,
+            Error::LockTimeout { .. }
+            | Error::Db { .. }
+            | Error::Statement(_)
+            | Error::Interrupted { .. }
+            | Error::CheckFailed(_) => 1,
         }
     }
 }

@@ -4,12 +4,12 @@
 //! running → applied/failed protocol with per-statement progress.
 
 use std::ops::{Deref, DerefMut};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, FailedAt, SectionError, SectionRun, Unlocated};
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
+use crate::interrupt::Interrupt;
 use crate::parser::Migration;
 use crate::phase::{Action, Phase};
 use crate::planner::{current_checksums, Step};
@@ -20,6 +20,7 @@ use crate::text::shorten;
 /// Holds the migration lock; releases it when dropped, on every path.
 pub struct LockGuard<'b> {
     backend: &'b mut dyn Backend,
+    interrupt: Interrupt,
 }
 
 impl<'b> Deref for LockGuard<'b> {
@@ -41,24 +42,38 @@ impl Drop for LockGuard<'_> {
         // (session advisory lock, GET_LOCK, closed lock file).
         let _ = self.backend.rollback();
         let _ = self.backend.unlock();
+        self.interrupt.release();
     }
 }
 
 /// Takes the migration lock, waiting up to `wait`; then names the holder.
-pub fn lock(backend: &mut dyn Backend, wait: Duration) -> Result<LockGuard<'_>, Error> {
+/// While it is held, `interrupt` can cancel the migration's statements.
+pub fn lock<'b>(backend: &'b mut dyn Backend, wait: Duration, interrupt: &Interrupt) -> Result<LockGuard<'b>, Error> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(10);
+    let stopped =
+        |why| Error::Interrupted { why, what: "stopped before taking the migration lock: nothing ran".into() };
     loop {
+        if let Some(why) = interrupt.reason() {
+            return Err(stopped(why));
+        }
         if backend.try_lock().map_err(|e| Error::db("taking the migration lock", e))? {
-            return Ok(LockGuard { backend });
+            interrupt.hold(backend.canceller());
+            return Ok(LockGuard { backend, interrupt: interrupt.clone() });
         }
         let waited = started.elapsed();
         if waited >= wait {
             let holder = backend.lock_holder().unwrap_or_else(|e| format!("another pygrate (holder unknown: {e})"));
             return Err(Error::LockTimeout { lock_wait: wait, holder });
         }
-        sleep(pause.min(wait.saturating_sub(waited)));
+        interrupt.pause(pause.min(wait.saturating_sub(waited)));
         pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+impl LockGuard<'_> {
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
     }
 }
 
@@ -238,14 +253,21 @@ struct Group {
 }
 
 impl Executor<'_, '_> {
-    /// The pause before retry number `attempt + 1` after `error`, counting
-    /// it; None when the error is not a lock timeout or no retries are left.
-    fn pause_before_retry(&self, attempt: &mut u32, error: &DbError) -> Option<Duration> {
-        if !error.lock_timeout || *attempt >= self.lock_retries {
-            return None;
+    /// Whether to retry after `error`: it is a lock timeout and retries are
+    /// left. Counts the retry, reports it with `on_retry(attempt, pause)`
+    /// and pauses; false also when a stop is asked for meanwhile.
+    fn retry_after(&self, attempt: &mut u32, error: &DbError, on_retry: impl FnOnce(u32, Duration)) -> bool {
+        if !error.lock_timeout || *attempt >= self.lock_retries || self.interrupted().is_some() {
+            return false;
         }
         *attempt += 1;
-        Some(self.retry_pause * 2u32.saturating_pow(*attempt - 1))
+        let pause = self.retry_pause * 2u32.saturating_pow(*attempt - 1);
+        on_retry(*attempt, pause);
+        !self.backend.interrupt().pause(pause)
+    }
+
+    fn interrupted(&self) -> Option<String> {
+        self.backend.interrupt().reason()
     }
 
     /// Creates or upgrades the state tables, retried like a section when the
@@ -273,11 +295,12 @@ impl Executor<'_, '_> {
                 Err(error) => error,
             };
             let _ = self.backend.rollback();
-            let Some(pause) = self.pause_before_retry(&mut attempt, &error) else {
-                return Err(Error::db(doing, error));
+            let on_retry = |attempt, pause| {
+                on_event(Event::Retry { of: Retried::StateTables(doing), attempt, pause, error: &error });
             };
-            on_event(Event::Retry { of: Retried::StateTables(doing), attempt, pause, error: &error });
-            sleep(pause);
+            if !self.retry_after(&mut attempt, &error, on_retry) {
+                return Err(Error::db(doing, error));
+            }
         }
     }
 
@@ -297,6 +320,7 @@ impl Executor<'_, '_> {
         let grouped = |p: &Prepared<'_>| shared_commits && atomic(p);
         let mut next = 0;
         while let Some(first) = steps.get(next) {
+            self.stop_if_asked(first, false)?;
             let mut announced = false;
             if grouped(first) {
                 let group = self.run_group(&steps[next..], &grouped, on_event);
@@ -307,6 +331,7 @@ impl Executor<'_, '_> {
                 announced = group.announced;
             }
             let Some(prepared) = steps.get(next) else { break };
+            self.stop_if_asked(prepared, announced)?;
             if !announced {
                 on_event(Event::Started { step: &prepared.step });
             }
@@ -326,6 +351,21 @@ impl Executor<'_, '_> {
             next += 1;
         }
         Ok(())
+    }
+
+    /// Refuses to start `next` once a stop has been asked for. `undone`:
+    /// it had started in a shared transaction, and was rolled back.
+    fn stop_if_asked(&mut self, next: &Prepared<'_>, undone: bool) -> Result<(), Error> {
+        let Some(why) = self.interrupted() else { return Ok(()) };
+        let (action, id) = (next.step.action, next.step.id());
+        let what = if undone {
+            let log = self.log_entry(&next.step, "failed", Instant::now(), Some(format!("stopped ({why})")));
+            let _ = self.backend.append_log(&log);
+            format!("{action} {id} was cancelled and rolled back: nothing of it ran, nor anything after it")
+        } else {
+            format!("stopped before {action} {id}, which did not run, nor anything after it")
+        };
+        Err(Error::Interrupted { why, what: format!("{what}; run the command again to go on") })
     }
 
     /// Runs the leading `grouped` steps in one transaction, each under its own
@@ -348,7 +388,7 @@ impl Executor<'_, '_> {
         let mut elapsed = Vec::new();
         let mut stopped_by_error = false;
         for p in steps.iter().take_while(|p| grouped(p)) {
-            if opened.elapsed() >= self.commit_window && !elapsed.is_empty() {
+            if (opened.elapsed() >= self.commit_window && !elapsed.is_empty()) || self.interrupted().is_some() {
                 break;
             }
             on_event(Event::Started { step: &p.step });
@@ -357,7 +397,11 @@ impl Executor<'_, '_> {
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
             let section = SectionRun { statements: &sqls, row: &row, log: &log, started };
-            if self.backend.run_nested(&section, &mut statement_events(p, on_event)).is_err() {
+            let interrupt = self.backend.interrupt().clone();
+            let in_flight = interrupt.in_statement();
+            let ran = self.backend.run_nested(&section, &mut statement_events(p, on_event));
+            drop(in_flight);
+            if ran.is_err() {
                 stopped_by_error = true;
                 break;
             }
@@ -391,7 +435,11 @@ impl Executor<'_, '_> {
         let mut attempt = 0;
         loop {
             let stepwise = attempt > 0 || self.lock_retries == 0;
-            let Err(failed) = self.try_atomic(p, stepwise, started, on_event) else {
+            let interrupt = self.backend.interrupt().clone();
+            let in_flight = interrupt.in_statement();
+            let tried = self.try_atomic(p, stepwise, started, on_event);
+            drop(in_flight);
+            let Err(failed) = tried else {
                 return Ok(());
             };
             let _ = self.backend.rollback();
@@ -402,9 +450,10 @@ impl Executor<'_, '_> {
                 };
                 on_event(Event::Replayed { step: &p.step, statement });
             }
-            if let Some(pause) = self.pause_before_retry(&mut attempt, &failed.error) {
+            let on_retry = |attempt, pause| {
                 on_event(Event::Retry { of: Retried::Step(&p.step), attempt, pause, error: &failed.error });
-                sleep(pause);
+            };
+            if self.retry_after(&mut attempt, &failed.error, on_retry) {
                 continue;
             }
             let aftermath = "the transaction was rolled back: nothing of this section was applied".to_string();
@@ -474,7 +523,16 @@ impl Executor<'_, '_> {
             on_event(Event::Statement { step, statement });
             let mut attempt = 0;
             loop {
-                let ran = self.run_counted(p, i, wrap, &mut open, started);
+                let ran = match self.interrupted() {
+                    Some(why) => {
+                        if open {
+                            let _ = self.backend.rollback();
+                            open = false;
+                        }
+                        Err(Counted::Statement(DbError::new(format!("not run: pygrate was stopped ({why})"))))
+                    }
+                    None => self.run_counted(p, i, wrap, &mut open, started),
+                };
                 match ran {
                     Ok(()) => break,
                     Err(Counted::Opening(e)) => return Err(context(e)),
@@ -495,9 +553,10 @@ impl Executor<'_, '_> {
                         return Err(self.failure(p, FailedAt::Recording, e, started, aftermath));
                     }
                     Err(Counted::Statement(error)) => {
-                        if let Some(pause) = self.pause_before_retry(&mut attempt, &error) {
+                        let on_retry = |attempt, pause| {
                             on_event(Event::Retry { of: Retried::Step(step), attempt, pause, error: &error });
-                            sleep(pause);
+                        };
+                        if self.retry_after(&mut attempt, &error, on_retry) {
                             continue;
                         }
                         let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
@@ -515,10 +574,12 @@ impl Executor<'_, '_> {
                         } else {
                             String::new()
                         };
+                        // A stopped run's statement needs no fixing.
+                        let go_on = if self.interrupted().is_some() { "Run" } else { "Fix the statement, then run" };
                         let aftermath = match self.backend.save_phase(&row) {
                             Ok(()) => format!(
-                                "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. Fix the \
-                                 statement, then run `pygrate {} {}` again to resume at it, or settle it: pygrate resolve {} {} \
+                                "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. \
+                                 {go_on} `pygrate {} {}` again to resume at it, or settle it: pygrate resolve {} {} \
                                  --as applied|pending",
                                 step.action,
                                 step.id(),
@@ -553,7 +614,11 @@ impl Executor<'_, '_> {
             *open = true;
         }
         let sql = p.statements.get(i).map_or("", |s| s.sql);
-        if let Err(e) = self.backend.execute(sql) {
+        let interrupt = self.backend.interrupt().clone();
+        let in_flight = interrupt.in_statement();
+        let ran = self.backend.execute(sql);
+        drop(in_flight);
+        if let Err(e) = ran {
             if wrap {
                 let _ = self.backend.rollback();
                 *open = false;
@@ -632,6 +697,10 @@ impl Executor<'_, '_> {
         started: Instant,
         aftermath: String,
     ) -> Error {
+        let aftermath = match self.interrupted() {
+            Some(why) => format!("pygrate was stopped ({why}); {aftermath}"),
+            None => aftermath,
+        };
         let step = &p.step;
         let statement = match at {
             FailedAt::Statement(i) => p.statements.get(i),

@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod error;
 pub mod executor;
 pub mod integrity;
+pub mod interrupt;
 pub mod lexer;
 pub mod lint;
 pub mod migrator;

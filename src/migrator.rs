@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use crate::app::{Captured, Output, Workspace};
 use crate::cli::ForwardArgs;
 use crate::error::Error;
+use crate::interrupt::Interrupt;
 use crate::phase::Phase;
 
 /// A project (`releases/`, and `conf.d/` for settings such as `lock_timeout`)
@@ -26,18 +27,29 @@ pub struct Migrator {
     root: PathBuf,
     url: String,
     env: Option<String>,
+    interrupt: Interrupt,
 }
 
 impl Migrator {
     /// The project at `root`, against the database at `url` (the URL forms
     /// of the command line; `conf.d`'s `connection` is not used).
     pub fn new(root: impl Into<PathBuf>, url: impl Into<String>) -> Migrator {
-        Migrator { root: root.into(), url: url.into(), env: None }
+        Migrator { root: root.into(), url: url.into(), env: None, interrupt: Interrupt::default() }
     }
 
     /// Settings from `conf.d/ENV.yaml`, when `conf.d` holds several files.
     pub fn env(self, env: impl Into<String>) -> Migrator {
         Migrator { env: Some(env.into()), ..self }
+    }
+
+    /// A handle to stop a run from another thread (a shutdown hook): the
+    /// statement in flight is cancelled on the server, its phase recorded
+    /// as failed there (or rolled back), and nothing else starts; the run
+    /// returns `Error::Interrupted` or the cancelled statement's failure.
+    /// Once asked, a later `ff` of this `Migrator` stops before it takes the
+    /// lock; `plan` and `status` still answer.
+    pub fn interrupt(&self) -> Interrupt {
+        self.interrupt.clone()
     }
 
     /// `pygrate ff`: every pending phase, version by version. `Ok` holds the
@@ -74,6 +86,7 @@ impl Migrator {
     ) -> Result<Captured, Error> {
         let out = Output { quiet: false, verbose: false, json, captured: Some(Default::default()) };
         let workspace = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out)?;
+        let workspace = Workspace { interrupt: self.interrupt.clone(), ..workspace };
         command(&workspace, &out)?;
         Ok(out.captured.map(|c| c.into_inner()).unwrap_or_default())
     }

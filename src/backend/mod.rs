@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::config::{redact, Config};
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
+use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
 use crate::state::{elapsed_ms, Actor, LogEntry, PhaseState};
@@ -143,6 +144,10 @@ impl Settings {
 pub trait Backend {
     fn capabilities(&self) -> Capabilities;
     fn dialect(&self) -> Dialect;
+
+    /// A handle that cancels, from another thread, the statement this
+    /// connection runs at that moment (none, if the engine cannot).
+    fn canceller(&mut self) -> Option<Canceller>;
 
     /// Takes the migration lock if it is free; never waits.
     fn try_lock(&mut self) -> Result<bool, DbError>;

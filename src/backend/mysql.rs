@@ -4,6 +4,7 @@
 //! it when the connection goes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mysql::prelude::{FromValue, Queryable};
 use mysql::{Conn, Opts, OptsBuilder, Params, Row, SslOpts, UrlError};
@@ -14,6 +15,7 @@ use super::{scrub_password, Backend, Capabilities, Settings, Timeouts, KEEPALIVE
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
+use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
 use crate::state::{Actor, LogEntry, PhaseState};
@@ -31,6 +33,8 @@ const MAX_LOCK_NAME: usize = 64;
 
 pub struct Mysql {
     conn: Conn,
+    /// How `conn` was made: a canceller connects the same way.
+    opts: OptsBuilder,
     sql: StateSql,
     lock_name: String,
     locked: bool,
@@ -208,11 +212,13 @@ impl Mysql {
             super::within(limit, "tcp_connect_timeout_ms", move || Conn::new(opts))
                 .map_err(|e| Error::db(context.clone(), e))
         };
-        let mut conn = match attempt(builder.clone().ssl_opts(ssl_mode.opts()))? {
+        let tls = builder.clone().ssl_opts(ssl_mode.opts());
+        let (mut conn, opts) = match attempt(tls.clone())? {
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if ssl_mode == SslMode::Preferred => {
-                attempt(builder.ssl_opts(None))?.map_err(fail)?
+                let plain = builder.ssl_opts(None);
+                (attempt(plain.clone())?.map_err(fail)?, plain)
             }
-            connected => connected.map_err(fail)?,
+            connected => (connected.map_err(fail)?, tls),
         };
         let mut probe = |sql: &str| {
             first_cell::<Option<String>>(&mut conn, sql, Vec::new())
@@ -223,6 +229,7 @@ impl Mysql {
         let database = probe("SELECT DATABASE()")?;
         Ok(Mysql {
             conn,
+            opts,
             // Named with its database: a section's `USE other` must not send
             // pygrate's own writes there.
             sql: StateSql::new(
@@ -436,6 +443,17 @@ impl Backend for Mysql {
         self.simple("START TRANSACTION")?;
         self.in_transaction = true;
         Ok(())
+    }
+
+    fn canceller(&mut self) -> Option<Canceller> {
+        // KILL QUERY from a second connection, made as this one was.
+        let opts = self.opts.clone();
+        let id = self.conn.connection_id();
+        Some(Arc::new(move || {
+            if let Ok(mut killer) = Conn::new(opts.clone()) {
+                let _ = killer.query_drop(format!("KILL QUERY {id}"));
+            }
+        }))
     }
 
     fn in_transaction(&mut self) -> Result<bool, DbError> {

@@ -5,6 +5,7 @@
 //! forever.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use postgres::config::{Host, SslMode};
 use postgres::types::ToSql;
@@ -18,6 +19,7 @@ use super::{scrub_password, Backend, Capabilities, FailedAt, SectionError, Secti
 use crate::config::redact;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
+use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
 use crate::state::{LogEntry, PhaseState};
@@ -516,6 +518,14 @@ impl Backend for Postgres {
         self.client.batch_execute("BEGIN").map_err(db_error)?;
         self.in_transaction = true;
         Ok(())
+    }
+
+    fn canceller(&mut self) -> Option<Canceller> {
+        // A cancel request is a new connection, encrypted as this one is.
+        let token = self.client.cancel_token();
+        Some(Arc::new(move || {
+            let _ = token.cancel_query(tls::UnverifiedTls);
+        }))
     }
 
     fn in_transaction(&mut self) -> Result<bool, DbError> {

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
@@ -13,6 +14,7 @@ use super::state_sql::{self, StateSql, Value};
 use super::{Backend, Capabilities, Settings};
 use crate::dialect::Dialect;
 use crate::error::{DbError, Error};
+use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
 use crate::state::{LogEntry, PhaseState};
@@ -217,6 +219,11 @@ impl Backend for Sqlite {
         // IMMEDIATE takes the write lock now, so the section cannot fail half-way
         // on a lock upgrade that another writer holds.
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)
+    }
+
+    fn canceller(&mut self) -> Option<Canceller> {
+        let handle = self.conn.get_interrupt_handle();
+        Some(Arc::new(move || handle.interrupt()))
     }
 
     fn in_transaction(&mut self) -> Result<bool, DbError> {

@@ -1,10 +1,13 @@
 //! SPEC 9 under stress, on every engine: concurrent `ff` processes apply each
-//! phase exactly once, a SIGKILL at any moment leaves truthful state, and a
-//! held migration lock makes others wait, then name the holder.
+//! phase exactly once, a SIGKILL at any moment leaves truthful state, a
+//! SIGINT or SIGTERM stops a run where the state says exactly, and a held
+//! migration lock makes others wait, then name the holder.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
-use std::thread::sleep;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use pygrate::backend::{connect, Location, Settings};
@@ -194,7 +197,125 @@ fn a_running_phase_under_a_held_lock_is_not_to_be_settled(db: &TestDb) {
     assert!(!status.stdout.contains("held now"), "{}", status.stdout);
 }
 
+/// A statement that runs for a minute unless cancelled, and fails when it is.
+pub fn long_statement(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => {
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000000000) \
+             SELECT count(*) FROM n"
+        }
+        Engine::Postgres => "SELECT pg_sleep(60)",
+        // MariaDB fails a killed SLEEP (MySQL would return 1 and go on).
+        Engine::Mysql => "SELECT SLEEP(60)",
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    assert!(sent.success());
+}
+
+/// Waits for `child` to end, at most `limit`; its exit code.
+fn exits_within(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pygrate did not stop within {limit:?}");
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGINT during a section cancels its statement on the server, records the
+/// phase as failed at that statement (or rolls it back) and releases the
+/// lock; the run exits 1 at once. A pygrate waiting for the lock meanwhile
+/// stops at once on SIGTERM. Before, a signal was a kill: the phase stayed
+/// `running`, and MySQL ran the statement on.
+fn a_stop_signal_cancels_the_statement_and_records_where_it_stopped(db: &TestDb) {
+    for marker in ["-- @add no-transaction", "-- @add"] {
+        let db = TestDb::create(db.engine).expect("the engine answered once");
+        let p = Sandbox::empty();
+        p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_wait: 60s\n", db.url));
+        let long = long_statement(db.engine);
+        p.write(
+            "releases/r1/v001-slow.sql",
+            &format!("{marker}\nCREATE TABLE first (id INTEGER);\n{long};\nCREATE TABLE never (id INTEGER);\n"),
+        );
+        let mut child = p.command(None, &["-v", "ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (sent, statements) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let reader = thread::spawn(move || {
+            let mut all = String::new();
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sent.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !statements.recv_timeout(Duration::from_secs(20)).unwrap().contains(&long[..12]) {
+            assert!(Instant::now() < deadline, "the long statement was never sent");
+        }
+        sleep(Duration::from_millis(300));
+
+        let mut waiting = p.command(None, &["ff"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        sleep(Duration::from_millis(500));
+        signal(&waiting, "TERM");
+        assert_eq!(exits_within(&mut waiting, Duration::from_secs(5)), Some(1), "{marker}: the waiting pygrate");
+
+        signal(&child, "INT");
+        let code = exits_within(&mut child, Duration::from_secs(10));
+        let stdout = reader.join().unwrap();
+        let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+        assert_eq!(code, Some(1), "{marker}: {stdout}{stderr}");
+        assert!(!db.table_exists("never"), "{marker}: the statement after it ran");
+        let tracked = marker.contains("no-transaction") || db.engine == Engine::Mysql;
+        // SQLite shares a transaction between sections, so there the stop
+        // rolls back the shared one.
+        let said =
+            if tracked || db.engine == Engine::Postgres { "pygrate was stopped (SIGINT)" } else { "rolled back" };
+        assert!(stderr.contains("pygrate: SIGINT") && stderr.contains(said), "{marker}: {stderr}");
+        if tracked {
+            assert_eq!(state(&db), ["r1/v001-slow add failed"], "{marker}: {stderr}");
+            assert_eq!(db.query_i64("SELECT statements_done FROM pygrate_state"), 1, "{marker}");
+        } else {
+            assert_eq!(state(&db), Vec::<String>::new(), "{marker}: {stderr}");
+            assert!(!db.table_exists("first"), "{marker}: the transaction was not rolled back");
+        }
+        let outcomes = db.query_strings("SELECT outcome FROM pygrate_log WHERE version_name = 'v001-slow'");
+        assert_eq!(outcomes, [[Some("failed".to_string())]], "{marker}");
+        let still_running = match db.engine {
+            Engine::Sqlite => 0,
+            Engine::Postgres => {
+                db.query_i64("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'")
+            }
+            Engine::Mysql => {
+                db.query_i64("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'")
+            }
+        };
+        assert_eq!(still_running, 0, "{marker}: the statement runs on on the server");
+
+        // The phase goes on from where it stopped, the lock being free.
+        p.write(
+            "releases/r1/v001-slow.sql",
+            &format!("{marker}\nCREATE TABLE first (id INTEGER);\nCREATE TABLE second (id INTEGER);\nCREATE TABLE never (id INTEGER);\n"),
+        );
+        let resumed = p.run_with(None, &["ff"]);
+        resumed.ok();
+        if tracked {
+            resumed.stdout_has("resumed after 1");
+        }
+    }
+}
+
 crate::on_every_engine!(
+    a_stop_signal_cancels_the_statement_and_records_where_it_stopped,
     a_running_phase_under_a_held_lock_is_not_to_be_settled,
     concurrent_ff_applies_every_phase_exactly_once,
     sigkill_at_any_moment_leaves_truthful_state,

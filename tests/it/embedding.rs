@@ -1,6 +1,9 @@
 //! The library as a service embeds it: `Migrator` runs the same commands,
 //! prints nothing, and hands back what ran and what it found.
 
+use std::thread;
+use std::time::{Duration, Instant};
+
 use pygrate::error::Error;
 use pygrate::migrator::Migrator;
 use pygrate::phase::{Action, Phase};
@@ -37,4 +40,42 @@ fn migrates_and_reports_as_data(db: &TestDb) {
     assert_eq!(status["versions"][3]["phases"][0]["status"], "failed", "{status}");
 }
 
-crate::on_every_engine!(migrates_and_reports_as_data);
+/// A service's shutdown stops a run through `Migrator::interrupt`: the
+/// statement in flight is cancelled on the server, the phase is recorded as
+/// failed there, and later runs do not start.
+fn a_service_stops_a_run_through_its_interrupt(db: &TestDb) {
+    let p = Sandbox::empty();
+    let long = crate::crash::long_statement(db.engine);
+    p.write(
+        "releases/r1/v001-slow.sql",
+        &format!("-- @add no-transaction\nCREATE TABLE first (id INTEGER);\n{long};\n"),
+    );
+    let migrator = Migrator::new(p.path(), db.url.clone());
+    let watcher = migrator.clone();
+    let interrupt = migrator.interrupt();
+    let asker = thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while watcher.status().map_or(true, |s| s["versions"][0]["phases"][0]["status"] != "running") {
+            assert!(Instant::now() < deadline, "the section never started");
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(300));
+        interrupt.request("shutdown")
+    });
+    match migrator.ff() {
+        Err(Error::Statement(failure)) => {
+            assert!(failure.aftermath.starts_with("pygrate was stopped (shutdown); 1 of 2"), "{failure}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(asker.join().unwrap(), "the run held the lock when asked");
+    assert_eq!(db.query_i64("SELECT statements_done FROM pygrate_state"), 1);
+    let status = migrator.status().unwrap();
+    assert_eq!(status["versions"][0]["phases"][0]["status"], "failed", "{status}");
+    match migrator.ff() {
+        Err(error @ Error::Interrupted { .. }) => assert!(error.to_string().contains("nothing ran"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+crate::on_every_engine!(migrates_and_reports_as_data, a_service_stops_a_run_through_its_interrupt);
