@@ -1015,31 +1015,47 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
         return Err(Error::Usage(format!("name `{name}`: use letters, digits, `.`, `_` and `-` (e.g. add-orders)")));
     }
     let dir: PathBuf = root.join(crate::project::RELEASES_DIR).join(release);
-    let mut highest = 0u64;
-    let mut width = 3;
-    if let Ok(entries) = fs::read_dir(&dir) {
+    // The new version must sort after every version of the release, so it
+    // continues the numbering of the one that sorts last, in its style
+    // (`v001-…`, `001_…`, `V7-…`).
+    let last = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
         // Version files only: other entries are ignored by the project too.
-        for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
-            let file = entry.file_name().to_string_lossy().to_string();
-            if !file.ends_with(".sql") {
-                continue;
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".sql").map(str::to_string))
+        .max_by(|a, b| crate::project::natural_cmp(a, b));
+    let (prefix, number, width) = match &last {
+        Some(last) => {
+            let prefix: String = last.chars().take_while(|c| !c.is_ascii_digit()).collect();
+            let digits: String = last[prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+            let number = match digits.as_str() {
+                "" => 0,
+                _ => digits.parse::<u64>().ok().filter(|n| *n < u64::MAX).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: its number is too large to count on; create the new version's file by hand, named to \
+                         sort after it",
+                        dir.join(format!("{last}.sql")).display()
+                    ))
+                })?,
+            };
+            match digits.len() {
+                0 => ("v".to_string(), 0, 3),
+                width => (prefix, number, width),
             }
-            let digits: String =
-                file.strip_prefix('v').unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
-            if digits.is_empty() {
-                continue;
-            }
-            let n = digits.parse::<u64>().ok().filter(|n| *n < u64::MAX).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{}: its number is too large to count on; create the new version's file by hand, named to sort after it",
-                    dir.join(&file).display()
-                ))
-            })?;
-            highest = highest.max(n);
-            width = width.max(digits.len());
         }
+        None => ("v".to_string(), 0, 3),
+    };
+    let stem = format!("{prefix}{:0width$}-{slug}", number + 1);
+    if let Some(last) = last.filter(|last| crate::project::natural_cmp(&stem, last) != std::cmp::Ordering::Greater) {
+        return Err(Error::Usage(format!(
+            "{}: `{stem}.sql` would sort before `{last}.sql`; create the new version's file by hand, named to sort \
+             after it",
+            dir.display()
+        )));
     }
-    let path = dir.join(format!("v{:0width$}-{slug}.sql", highest + 1));
+    let path = dir.join(format!("{stem}.sql"));
     if dry_run {
         out.line(&format!("would create {}", path.display()));
         return Ok(0);

@@ -437,6 +437,16 @@ fn new_creates_the_next_version_with_every_marker() {
     let q = Sandbox::empty();
     q.write("releases/r1/v99999999999999999999999-big.sql", "-- @add\n");
     q.run_with(None, &["new", "r1", "next"]).code(2).stderr_has("too large to count on");
+    // The numbering of a release named in another style goes on in that
+    // style: a `v001` beside `001-a` and `002-b` looked like a restart.
+    q.write("releases/r2/001_a.sql", "-- @add\n");
+    q.write("releases/r2/002_b.sql", "-- @add\n");
+    q.run_with(None, &["new", "r2", "c"]).ok().stdout_has("releases/r2/003-c.sql");
+    q.write("releases/r3/V9-a.sql", "-- @add\n");
+    q.run_with(None, &["new", "r3", "b"]).ok().stdout_has("releases/r3/V10-b.sql");
+    // A name the new version cannot sort after is said, not sorted before.
+    q.write("releases/r4/zzz.sql", "-- @add\n");
+    q.run_with(None, &["new", "r4", "b"]).code(2).stderr_has("`v001-b.sql` would sort before `zzz.sql`");
     // Empty sections are no-op phases: the new versions run as they are.
     p.run_with(Some(&sqlite_url(p.path())), &["ff"])
         .ok()
