@@ -57,10 +57,11 @@ impl Interrupt {
             let run = locked(&self.0.run);
             (run.holding, run.canceller.clone().filter(|_| run.in_statement))
         };
-        // Outside the mutex: a cancel connects to the server, and the run
-        // must not wait for it to finish its own statement.
+        // A cancel connects to the server, which may take its connect
+        // timeout: on a thread of its own, so that neither the run nor a
+        // second signal waits for it.
         if let Some(cancel) = cancel {
-            cancel();
+            let _ = std::thread::Builder::new().name("cancel".to_string()).spawn(move || cancel());
         }
         holding
     }
@@ -170,6 +171,11 @@ mod tests {
             assert!(interrupt.request("SIGINT"));
         }
         assert!(interrupt.request("SIGTERM"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cancels.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
         assert_eq!(cancels.load(Ordering::SeqCst), 1, "the bookkeeping after the statement is left alone");
         assert_eq!(interrupt.reason().as_deref(), Some("SIGINT"), "the first cause is kept");
         interrupt.release();
