@@ -1,6 +1,7 @@
 //! The embedding API: what a Rust service calls to migrate its database at
-//! start-up, with the guarantees of the command line (lock, lane rules, lint
-//! gate, running/failed protocol). Nothing is printed, `DATABASE_URL` is not
+//! start-up, or an operator's tool to roll back and settle phases, with the
+//! guarantees of the command line (lock, lane rules, lint gate,
+//! running/failed protocol). Nothing is printed, `DATABASE_URL` is not
 //! read, and the results are data.
 //!
 //! ```no_run
@@ -15,7 +16,7 @@
 use std::path::PathBuf;
 
 use crate::app::{Captured, Output, Workspace};
-use crate::cli::ForwardArgs;
+use crate::cli::{ForwardArgs, Resolution};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::phase::Phase;
@@ -60,6 +61,26 @@ impl Migrator {
         self.run(false, |workspace, out| {
             workspace.forward(&Phase::ALL, None, true, &ForwardArgs::default(), false, out)
         })
+    }
+
+    /// `pygrate rollback_add TARGET` (`phase` Add) or `rollback_simdrop
+    /// TARGET` (Simdrop): undoes that phase of TARGET (a version, or every
+    /// version of a release), newest first, under the command line's rules;
+    /// `drop` is final and refused.
+    pub fn rollback(&self, phase: Phase, target: &str) -> Result<Captured, Error> {
+        self.run(false, |workspace, out| workspace.rollback(phase, target, false, out))
+    }
+
+    /// `pygrate resolve TARGET PHASE --as applied|pending`: settles a
+    /// `running` or `failed` phase once its effect on the database is known.
+    pub fn resolve(&self, target: &str, phase: Phase, resolution: Resolution) -> Result<Captured, Error> {
+        self.run(false, |workspace, out| workspace.resolve(target, phase, resolution, false, out))
+    }
+
+    /// `pygrate baseline TARGET`: records every phase up to TARGET as
+    /// applied without running it, to adopt pygrate on an existing database.
+    pub fn baseline(&self, target: &str) -> Result<Captured, Error> {
+        self.run(false, |workspace, out| workspace.baseline(target, false, out))
     }
 
     /// What `ff` would run, as `pygrate plan --format json` prints it.

@@ -4,6 +4,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pygrate::cli::Resolution;
 use pygrate::error::Error;
 use pygrate::migrator::Migrator;
 use pygrate::phase::{Action, Phase};
@@ -78,4 +79,31 @@ fn a_service_stops_a_run_through_its_interrupt(db: &TestDb) {
     }
 }
 
-crate::on_every_engine!(migrates_and_reports_as_data, a_service_stops_a_run_through_its_interrupt);
+/// The operator's commands are there too: baseline, resolve, rollback.
+fn baselines_resolves_and_rolls_back(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-old.sql", "-- @add\nCREATE TABLE old_t (id INTEGER);\n");
+    p.write(
+        "releases/r1/v002-new.sql",
+        "-- @add no-transaction\nCREATE TABLE new_t (id INTEGER);\nINSERT INTO nowhere VALUES (1);\n\
+         -- @rollback_add\nDROP TABLE new_t;\n",
+    );
+    let migrator = Migrator::new(p.path(), db.url.clone());
+    let baselined = migrator.baseline("r1/v001-old").unwrap();
+    assert!(baselined.text.contains("baseline add r1/v001-old"), "{}", baselined.text);
+    assert!(!db.table_exists("old_t"), "baseline ran SQL");
+    assert!(matches!(migrator.ff(), Err(Error::Statement(_))));
+    let resolved = migrator.resolve("r1/v002-new", Phase::Add, Resolution::Applied).unwrap();
+    assert!(resolved.text.contains("resolved add of r1/v002-new: failed → applied"), "{}", resolved.text);
+    assert!(matches!(migrator.rollback(Phase::Drop, "r1/v002-new"), Err(Error::Refused(_))));
+    let rolled_back = migrator.rollback(Phase::Add, "r1/v002-new").unwrap();
+    let ran: Vec<String> = rolled_back.ran.iter().map(|r| format!("{} {}", r.action, r.id)).collect();
+    assert_eq!(ran, ["rollback_add r1/v002-new"]);
+    assert!(!db.table_exists("new_t"));
+}
+
+crate::on_every_engine!(
+    migrates_and_reports_as_data,
+    a_service_stops_a_run_through_its_interrupt,
+    baselines_resolves_and_rolls_back
+);
