@@ -270,6 +270,14 @@ impl Executor<'_, '_> {
         self.backend.interrupt().reason()
     }
 
+    /// Runs `work`, which sends the migration's own statements: a stop
+    /// asked for meanwhile cancels them on the server.
+    fn cancellable<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
+        let interrupt = self.backend.interrupt().clone();
+        let _in_flight = interrupt.in_statement();
+        work(self)
+    }
+
     /// Creates or upgrades the state tables, retried like a section when the
     /// application holds a lock they need.
     pub fn ensure_state_tables(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
@@ -397,10 +405,7 @@ impl Executor<'_, '_> {
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
             let section = SectionRun { statements: &sqls, row: &row, log: &log, started };
-            let interrupt = self.backend.interrupt().clone();
-            let in_flight = interrupt.in_statement();
-            let ran = self.backend.run_nested(&section, &mut statement_events(p, on_event));
-            drop(in_flight);
+            let ran = self.cancellable(|e| e.backend.run_nested(&section, &mut statement_events(p, on_event)));
             if ran.is_err() {
                 stopped_by_error = true;
                 break;
@@ -435,11 +440,7 @@ impl Executor<'_, '_> {
         let mut attempt = 0;
         loop {
             let stepwise = attempt > 0 || self.lock_retries == 0;
-            let interrupt = self.backend.interrupt().clone();
-            let in_flight = interrupt.in_statement();
-            let tried = self.try_atomic(p, stepwise, started, on_event);
-            drop(in_flight);
-            let Err(failed) = tried else {
+            let Err(failed) = self.cancellable(|e| e.try_atomic(p, stepwise, started, on_event)) else {
                 return Ok(());
             };
             let _ = self.backend.rollback();
@@ -614,11 +615,7 @@ impl Executor<'_, '_> {
             *open = true;
         }
         let sql = p.statements.get(i).map_or("", |s| s.sql);
-        let interrupt = self.backend.interrupt().clone();
-        let in_flight = interrupt.in_statement();
-        let ran = self.backend.execute(sql);
-        drop(in_flight);
-        if let Err(e) = ran {
+        if let Err(e) = self.cancellable(|e| e.backend.execute(sql)) {
             if wrap {
                 let _ = self.backend.rollback();
                 *open = false;
