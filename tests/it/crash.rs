@@ -293,10 +293,14 @@ fn a_stop_signal_cancels_the_statement_and_records_where_it_stopped(db: &TestDb)
         let still_running = match db.engine {
             Engine::Sqlite => 0,
             Engine::Postgres => {
-                db.query_i64("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'")
+                db.query_i64(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND datname = current_database()",
+            )
             }
             Engine::Mysql => {
-                db.query_i64("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'")
+                db.query_i64(
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)' AND DB = DATABASE()",
+            )
             }
         };
         assert_eq!(still_running, 0, "{marker}: the statement runs on on the server");
