@@ -12,6 +12,11 @@
 //!   parse + split every section, as every command that connects does) of
 //!   10,000 version files on disk.
 //!
+//! - `large`: `lint_migration` of one section of 100,000 statements (a data
+//!   load), and looking up each of 10,000 versions in the lanes, as the lint
+//!   gate of every run does (both were quadratic: 120 s and 3.8 s at 20,000
+//!   versions).
+//!
 //! Run: `cargo bench --bench pure` (part of `make bench`). Sample sizes and
 //! measurement times are small so the whole file runs in about a minute;
 //! pass e.g. `-- --measurement-time 10` for tighter intervals.
@@ -347,5 +352,33 @@ fn bench_discover_load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse_split_hash, bench_plan, bench_discover_load);
+// ------------------------------------------------------------------- large
+
+fn bench_large(c: &mut Criterion) {
+    const STATEMENTS: usize = 100_000;
+    let mut text = String::from("-- @add\n");
+    for i in 0..STATEMENTS {
+        text.push_str(&format!("INSERT INTO t VALUES ({i}, 'row {i}');\n"));
+    }
+    let id = id_of(1);
+    let migration = match parse(id.clone(), &path_of(&id), text.as_bytes()) {
+        Ok(m) => m,
+        Err(e) => panic!("generated file does not parse: {e:?}"),
+    };
+    let mut group = c.benchmark_group("large");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(STATEMENTS as u64));
+    group.bench_function("lint/100000_statements", |b| {
+        b.iter(|| black_box(pygrate::lint::lint_migration(black_box(&migration), Dialect::Postgres).len()))
+    });
+    let migrations = parse_all(&inputs(VERSIONS, harness_version));
+    let lanes = Lanes::new(&migrations, &applied_state(&migrations));
+    group.throughput(Throughput::Elements(VERSIONS as u64));
+    group.bench_function("lanes_entry/10000", |b| {
+        b.iter(|| migrations.iter().filter(|m| lanes.entry(black_box(&m.id)).is_some()).count())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse_split_hash, bench_plan, bench_discover_load, bench_large);
 criterion_main!(benches);

@@ -789,7 +789,11 @@ fn parse_files(files: &[crate::project::VersionFile], statements: Statements) ->
     files
         .iter()
         .map(|file| {
-            let bytes = fs::read(&file.path).map_err(|source| Error::Io { path: file.path.clone(), source })?;
+            let read = file.read().map_err(|source| Error::Io { path: file.path.clone(), source })?;
+            let Some(bytes) = read else {
+                let error = FileError::of_path(&file.path, "not a regular file; a version is a plain .sql file");
+                return Ok(Err(vec![error]));
+            };
             let migration = match parse(file.id.clone(), &file.path, &bytes) {
                 Ok(migration) => migration,
                 Err(errors) => return Ok(Err(errors)),

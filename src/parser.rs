@@ -137,6 +137,16 @@ pub fn parse(id: VersionId, path: &Path, bytes: &[u8]) -> Result<Migration, Vec<
             )]);
         }
     };
+    // SQLite reads a statement only up to a NUL: `DELETE FROM t \0WHERE …`
+    // would delete every row.
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(vec![FileError::new(
+            path,
+            line,
+            "file holds a NUL byte, which no database reads as SQL (SQLite stops the statement there); remove it",
+        )]);
+    }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut errors = Vec::new();
     let mut sections: [Option<Section>; 5] = Default::default();
@@ -405,6 +415,15 @@ mod tests {
             parse(VersionId::new("r", "v"), Path::new("v.sql"), b"-- @add\nSELECT '\xff';\n").err().unwrap_or_default();
         assert_eq!(e.len(), 1);
         assert!(e[0].to_string().starts_with("v.sql:2: file is not valid UTF-8"), "{e:?}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_at_its_line() {
+        let e = parse(VersionId::new("r", "v"), Path::new("v.sql"), b"-- @add\nDELETE FROM t \0WHERE x = 1;\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].to_string().starts_with("v.sql:2: file holds a NUL byte"), "{e:?}");
     }
 
     /// Before the first marker every `--` line is a comment, banners too

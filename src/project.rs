@@ -52,6 +52,26 @@ pub struct VersionFile {
     pub path: PathBuf,
 }
 
+impl VersionFile {
+    /// The file's bytes; None when it is not a regular file. Opened without
+    /// blocking and checked before reading: a FIFO named `v2.sql` hung every
+    /// command, and a link to `/dev/zero` filled memory.
+    pub fn read(&self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let mut file = options.open(&self.path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        Ok(Some(bytes))
+    }
+}
+
 /// Everything discovered under `releases/`, in global order.
 #[derive(Debug, Default)]
 pub struct Project {
@@ -95,6 +115,9 @@ impl Project {
                 ));
             }
         }
+        for (name, path) in &releases {
+            check_name(&project, name, path, &mut errors);
+        }
         check_natural_ties(&project, releases.iter().map(|(n, p)| (n.as_str(), p.as_path())), &mut errors);
         releases.sort_by(|a, b| natural_cmp(&a.0, &b.0));
         for (release, release_path) in &releases {
@@ -113,6 +136,7 @@ impl Project {
                     if stem.is_empty() {
                         project.warnings.push(format!("{}: ignored: a version needs a name", shown.display()));
                     } else {
+                        check_name(&project, stem, &path, &mut errors);
                         versions.push((stem.to_string(), path));
                     }
                 } else if looks_like_sql(&name) {
@@ -171,6 +195,24 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, Error> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A release or version name is stored in the state tables and written one
+/// per line in `pygrate.sum`: a control character (a newline split its
+/// line) or a space at either end (MySQL's collation ignores trailing
+/// spaces, so `v1 ` and `v1` shared state rows) is an error naming it.
+fn check_name(project: &Project, name: &str, path: &Path, errors: &mut Vec<FileError>) {
+    let problem = if name.chars().any(char::is_control) {
+        "holds a control character"
+    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        "starts or ends with a space"
+    } else {
+        return;
+    };
+    errors.push(FileError::of_path(
+        project.display(path),
+        format!("the name `{}` {problem}; rename it", name.escape_debug()),
+    ));
 }
 
 /// Names that compare equal in natural order (`v1`, `v01`) have no order

@@ -38,23 +38,30 @@ impl Comments {
     pub fn new(body: &str, first_line: usize, statements: &[Statement<'_>], dialect: Dialect) -> Self {
         let mut comments = Comments { first_line, ..Comments::default() };
         let mut gap_start = 0;
+        // The ranges come in order: each one's first line is counted on from
+        // the last (counting from the top each time was quadratic).
+        let mut at = (0, first_line);
+        let mut line_of = |offset: usize| {
+            at = (offset, at.1 + body.get(at.0..offset).map_or(0, |skipped| skipped.matches('\n').count()));
+            at.1
+        };
         // Gaps hold what the splitter left between statements: comments,
         // delimiters and `DELIMITER` lines. A gap that does not lex (a custom
         // delimiter that looks like a quote) only loses its directives.
         for statement in statements {
-            comments.read(body, gap_start..statement.span.start, first_line, dialect);
-            comments.read(body, statement.span.clone(), first_line, dialect);
+            comments.read(body, gap_start..statement.span.start, line_of(gap_start), dialect);
+            comments.read(body, statement.span.clone(), line_of(statement.span.start), dialect);
             gap_start = statement.span.end;
         }
-        comments.read(body, gap_start..body.len(), first_line, dialect);
+        comments.read(body, gap_start..body.len(), line_of(gap_start), dialect);
         comments
     }
 
-    fn read(&mut self, body: &str, range: std::ops::Range<usize>, first_line: usize, dialect: Dialect) {
-        let (Some(before), Some(text)) = (body.get(..range.start), body.get(range)) else {
+    /// Reads `body[range]`, whose first line is `line`.
+    fn read(&mut self, body: &str, range: std::ops::Range<usize>, line: usize, dialect: Dialect) {
+        let Some(text) = body.get(range) else {
             return;
         };
-        let line = first_line + before.matches('\n').count();
         for token in Lexer::new(text, line, dialect).map_while(Result::ok) {
             let last_line = token.line + token.text.matches('\n').count();
             match token.kind {

@@ -279,6 +279,54 @@ fn a_file_that_is_not_utf8_is_a_format_error() {
         .stderr_has("releases/r1/v001-x.sql:3: file is not valid UTF-8");
 }
 
+/// SQLite reads a statement only up to a NUL byte: `DELETE FROM t \0WHERE`
+/// deleted every row, and ff exited 0.
+#[test]
+fn a_nul_byte_is_a_format_error_and_deletes_nothing() {
+    let p = Sandbox::empty();
+    let url = sqlite_url(p.path());
+    p.write("releases/r1/v001-t.sql", "-- @add\nCREATE TABLE t (x INTEGER);\nINSERT INTO t VALUES (1), (2);\n");
+    p.run_with(Some(&url), &["ff"]).ok();
+    std::fs::write(p.path().join("releases/r1/v002-d.sql"), b"-- @add\nDELETE FROM t \0WHERE x = 1;\n").unwrap();
+    p.run_with(Some(&url), &["ff"]).code(2).stderr_has("releases/r1/v002-d.sql:2: file holds a NUL byte");
+    p.run_with(None, &["check", "--offline"]).code(2).stderr_has("NUL byte");
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    assert_eq!(db.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
+}
+
+/// A FIFO hung every command (reading it waits for a writer), and a link
+/// to /dev/zero filled memory until the kernel killed pygrate.
+#[cfg(unix)]
+#[test]
+fn a_version_that_is_not_a_regular_file_is_an_error() {
+    for make in [&["mkfifo"][..], &["ln", "-s", "/dev/zero"]] {
+        let p = Sandbox::empty();
+        p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 1;\n");
+        let path = p.path().join("releases/r1/v002-b.sql");
+        let made = std::process::Command::new(make[0]).args(&make[1..]).arg(&path).status();
+        assert!(made.unwrap().success());
+        p.run_with(None, &["check", "--offline"])
+            .code(2)
+            .stderr_has(&format!("{}: not a regular file", path.display()));
+    }
+}
+
+/// Names go into the state tables and one per line into pygrate.sum: a
+/// trailing space made MySQL's collation merge `v1 ` with `v1`, a newline
+/// split the sum's line.
+#[test]
+fn names_with_control_characters_or_edge_spaces_are_errors() {
+    for (name, problem) in [("v1 .sql", "starts or ends with a space"), ("v1\nb.sql", "holds a control character")] {
+        let p = Sandbox::empty();
+        p.write("releases/r1/v1.sql", "-- @add\nSELECT 1;\n");
+        p.write(&format!("releases/r1/{name}"), "-- @add\nSELECT 1;\n");
+        p.run_with(None, &["check", "--offline"]).code(2).stderr_has(problem);
+    }
+    let p = Sandbox::empty();
+    p.write("releases/r1 /v1.sql", "-- @add\nSELECT 1;\n");
+    p.run_with(None, &["sum"]).code(2).stderr_has("the name `r1 ` starts or ends with a space");
+}
+
 #[test]
 fn bom_and_crlf_files_run() {
     let p = Sandbox::empty();
