@@ -1018,7 +1018,19 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
     if !plain(&slug) {
         return Err(Error::Usage(format!("name `{name}`: use letters, digits, `.`, `_` and `-` (e.g. add-orders)")));
     }
-    let dir: PathBuf = root.join(crate::project::RELEASES_DIR).join(release);
+    let releases = root.join(crate::project::RELEASES_DIR);
+    let twin = fs::read_dir(&releases).into_iter().flatten().flatten().find_map(|e| {
+        let name = e.file_name().to_str()?.to_string();
+        let same = name != release && crate::project::natural_cmp(&name, release) == std::cmp::Ordering::Equal;
+        same.then_some(name)
+    });
+    if let Some(twin) = twin {
+        return Err(Error::Usage(format!(
+            "release `{release}` would sort the same as the existing `{twin}`, which no order can tell apart; use \
+             `{twin}`"
+        )));
+    }
+    let dir: PathBuf = releases.join(release);
     // The new version must sort after every version of the release, so it
     // continues the numbering of the one that sorts last, in its style
     // (`v001-…`, `001_…`, `V7-…`).
@@ -1030,10 +1042,12 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().to_str()?.strip_suffix(".sql").map(str::to_string))
         .max_by(|a, b| crate::project::natural_cmp(a, b));
-    let (prefix, number, width) = match &last {
+    let (prefix, number, width, separator) = match &last {
         Some(last) => {
             let prefix: String = last.chars().take_while(|c| !c.is_ascii_digit()).collect();
             let digits: String = last[prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+            let separator: String =
+                last[prefix.len() + digits.len()..].chars().take_while(|c| "-_.".contains(*c)).collect();
             let number = match digits.as_str() {
                 "" => 0,
                 _ => digits.parse::<u64>().ok().filter(|n| *n < u64::MAX).ok_or_else(|| {
@@ -1044,14 +1058,15 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
                     ))
                 })?,
             };
-            match digits.len() {
-                0 => ("v".to_string(), 0, 3),
-                width => (prefix, number, width),
+            match (digits.len(), separator.is_empty()) {
+                (0, _) => ("v".to_string(), 0, 3, "-".to_string()),
+                (width, true) => (prefix, number, width, "-".to_string()),
+                (width, false) => (prefix, number, width, separator),
             }
         }
-        None => ("v".to_string(), 0, 3),
+        None => ("v".to_string(), 0, 3, "-".to_string()),
     };
-    let stem = format!("{prefix}{:0width$}-{slug}", number + 1);
+    let stem = format!("{prefix}{:0width$}{separator}{slug}", number + 1);
     if let Some(last) = last.filter(|last| crate::project::natural_cmp(&stem, last) != std::cmp::Ordering::Greater) {
         return Err(Error::Usage(format!(
             "{}: `{stem}.sql` would sort before `{last}.sql`; create the new version's file by hand, named to sort \

@@ -489,9 +489,12 @@ fn new_creates_the_next_version_with_every_marker() {
     // style: a `v001` beside `001-a` and `002-b` looked like a restart.
     q.write("releases/r2/001_a.sql", "-- @add\n");
     q.write("releases/r2/002_b.sql", "-- @add\n");
-    q.run_with(None, &["new", "r2", "c"]).ok().stdout_has("releases/r2/003-c.sql");
-    q.write("releases/r3/V9-a.sql", "-- @add\n");
-    q.run_with(None, &["new", "r3", "b"]).ok().stdout_has("releases/r3/V10-b.sql");
+    q.run_with(None, &["new", "r2", "c"]).ok().stdout_has("releases/r2/003_c.sql");
+    q.write("releases/r3/V9__a.sql", "-- @add\n");
+    q.run_with(None, &["new", "r3", "b"]).ok().stdout_has("releases/r3/V10__b.sql");
+    // A release that sorts the same as an existing one broke every command.
+    q.run_with(None, &["new", "r02", "x"]).code(2).stderr_has("use `r2`");
+    assert!(!q.path().join("releases/r02").exists());
     // A name the new version cannot sort after is said, not sorted before.
     q.write("releases/r4/zzz.sql", "-- @add\n");
     q.run_with(None, &["new", "r4", "b"]).code(2).stderr_has("`v001-b.sql` would sort before `zzz.sql`");
