@@ -151,9 +151,9 @@ pub fn run(cli: &Cli, interrupt: &Interrupt) -> Result<u8, Error> {
             let ws = open()?;
             ws.resolve(target, (*phase).into(), *resolution, cli.dry_run, &out)
         }
-        Command::Baseline { target } => {
+        Command::Baseline { target, allow_out_of_order } => {
             let ws = open()?;
-            ws.baseline(target, cli.dry_run, &out)
+            ws.baseline(target, *allow_out_of_order, cli.dry_run, &out)
         }
         Command::Sum => {
             let (project, migrations) = load(root, Statements::Unchecked, &out)?;
@@ -578,14 +578,15 @@ impl Workspace {
 
     /// `baseline TARGET`: every phase of every version up to TARGET is marked
     /// applied, in one transaction, running no SQL.
-    pub fn baseline(&self, target: &str, dry_run: bool, out: &Output) -> Result<u8, Error> {
+    pub fn baseline(&self, target: &str, allow_out_of_order: bool, dry_run: bool, out: &Output) -> Result<u8, Error> {
         let plan = |lanes: &Lanes<'_>| -> Result<Option<Vec<PhaseState>>, Error> {
             let target = Target::resolve(target, lanes.ids())?;
             let Some(end) = lanes.entries.iter().rposition(|e| target.contains(&e.id)) else {
                 return Err(Error::Usage(format!("no version matches `{target}`")));
             };
+            let problems = lanes.problems();
             let mut rows = Vec::new();
-            for entry in &lanes.entries[..=end] {
+            for (i, entry) in lanes.entries[..=end].iter().enumerate() {
                 for phase in Phase::ALL {
                     let state = entry.state(phase);
                     if let Some(s) = state.filter(|s| s.status.is_unsettled()) {
@@ -608,6 +609,27 @@ impl Workspace {
                         _ => {}
                     }
                     let Some(m) = entry.migration else { continue };
+                    // As for every forward operation (SPEC 5): state whose
+                    // file is gone blocks what comes after it.
+                    if let Some(gone) = lanes.entries[..i].iter().find(|e| e.is_missing_file()) {
+                        return Err(Error::Refused(format!(
+                            "{} has state but its file is gone, which blocks every forward operation after it, \
+                             baseline of {} included; restore the file (status and check list it)",
+                            gone.id, entry.id
+                        )));
+                    }
+                    let out_of_order = problems.iter().find_map(|p| match p {
+                        Problem::OutOfOrder { id, phase: p, later } if *id == entry.id && *p == phase => Some(later),
+                        _ => None,
+                    });
+                    if let (Some(later), false) = (out_of_order, allow_out_of_order) {
+                        return Err(Error::Refused(format!(
+                            "{phase} of {} is out of order ({later}, after it, has {phase} applied): baseline would \
+                             record it applied without running it. If its SQL is in the database, pass \
+                             --allow-out-of-order; if not, run it: pygrate {phase} {} --allow-out-of-order",
+                            entry.id, entry.id
+                        )));
+                    }
                     rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));
                 }
             }

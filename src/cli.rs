@@ -144,5 +144,11 @@ pub enum Command {
     /// Accept the current text of drifted applied sections (after review).
     Rehash { target: String },
     /// Mark every phase of every version up to TARGET applied, running nothing.
-    Baseline { target: String },
+    Baseline {
+        target: String,
+        /// Also mark phases that are out of order (pending before a version
+        /// that has them applied): their SQL is in the database already.
+        #[arg(long)]
+        allow_out_of_order: bool,
+    },
 }

@@ -80,7 +80,7 @@ impl Migrator {
     /// `pygrate baseline TARGET`: records every phase up to TARGET as
     /// applied without running it, to adopt pygrate on an existing database.
     pub fn baseline(&self, target: &str) -> Result<Captured, Error> {
-        self.run(false, |workspace, out| workspace.baseline(target, false, out))
+        self.run(false, |workspace, out| workspace.baseline(target, false, false, out))
     }
 
     /// What `ff` would run, as `pygrate plan --format json` prints it.

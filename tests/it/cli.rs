@@ -209,6 +209,31 @@ fn baseline_refuses_to_mark_a_rolled_back_phase_applied() {
     assert_eq!(applied, 0);
 }
 
+/// Baseline is bound by the lanes as the forward commands are: it recorded
+/// an out-of-order version, and versions after one whose file is gone, as
+/// applied, and the problems vanished from `check`.
+#[test]
+fn baseline_refuses_what_the_lanes_refuse() {
+    let p = Sandbox::empty();
+    let url = sqlite_url(p.path());
+    for v in ["v1", "v2", "v4"] {
+        p.write(&format!("releases/r1/{v}.sql"), &format!("-- @add\nCREATE TABLE t_{v} (id INTEGER);\n"));
+    }
+    p.run_with(Some(&url), &["ff", "--through", "add"]).ok();
+    p.write("releases/r1/v3.sql", "-- @add\nCREATE TABLE t_v3 (id INTEGER);\n");
+    p.run_with(Some(&url), &["baseline", "r1/v4"])
+        .code(2)
+        .stderr_has("add of r1/v3 is out of order (r1/v4, after it, has add applied)")
+        .stderr_has("pass --allow-out-of-order");
+    p.remove("releases/r1/v2.sql");
+    p.run_with(Some(&url), &["baseline", "r1/v4", "--allow-out-of-order"])
+        .code(2)
+        .stderr_has("r1/v2 has state but its file is gone");
+    p.run_with(Some(&url), &["check"]).code(1).stdout_has("r1/v3");
+    p.write("releases/r1/v2.sql", "-- @add\nCREATE TABLE t_v2 (id INTEGER);\n");
+    p.run_with(Some(&url), &["baseline", "r1/v4", "--allow-out-of-order"]).ok().stdout_has("baseline add r1/v3");
+}
+
 /// Read-only runs, dry runs and runs with nothing to do leave no file: no
 /// database, no lock file beside it, no `pygrate.sum`.
 /// A closed output pipe (`pygrate ff | head -1`) neither panics nor stops a
