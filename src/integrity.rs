@@ -118,7 +118,16 @@ impl SumProblem {
             | SumProblem::Removed { id, section } => (Some(id.as_str()), Some(section.as_str())),
             SumProblem::Missing | SumProblem::Corrupt { .. } => (None, None),
         };
-        let mut v = json!({ "code": self.code(), "id": id, "section": section, "message": self.message() });
+        // A release name holds no `/`: the id splits at its first one.
+        let (release, version) = id.and_then(|id| id.split_once('/')).unzip();
+        let mut v = json!({
+            "code": self.code(),
+            "id": id,
+            "release": release,
+            "version": version,
+            "section": section,
+            "message": self.message(),
+        });
         if let (SumProblem::Changed { recorded, current, .. }, Some(map)) = (self, v.as_object_mut()) {
             map.insert("recorded_checksum".into(), json!(recorded));
             map.insert("current_checksum".into(), json!(current));

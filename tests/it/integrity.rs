@@ -130,7 +130,13 @@ fn check_offline_needs_no_database() {
         .map(|p| {
             (
                 p["code"].as_str().unwrap().to_string(),
-                format!("{} {}", p["id"].as_str().unwrap(), p["section"].as_str().unwrap()),
+                // The documented keys are there for sum problems too.
+                format!(
+                    "{}/{} {}",
+                    p["release"].as_str().unwrap(),
+                    p["version"].as_str().unwrap(),
+                    p["section"].as_str().unwrap()
+                ),
             )
         })
         .collect();
@@ -146,6 +152,11 @@ fn check_offline_needs_no_database() {
     let sum = p.read("releases/pygrate.sum");
     p.write("releases/pygrate.sum", &sum.replacen("r1/v001-journal add", "r1/v001-journal simdrop", 1));
     p.run_with(None, &["check", "--offline"]).code(1).stdout_has("sum_corrupt");
+    let corrupt = p.run_with(None, &["check", "--offline", "--format", "json"]).json();
+    let problem = &corrupt["problems"][0];
+    assert_eq!(problem["code"], "sum_corrupt");
+    assert!(["id", "release", "version", "section"].iter().all(|k| problem[k].is_null()), "{problem}");
+    assert!(problem.as_object().is_some_and(|o| o.contains_key("release")), "{problem}");
 }
 
 #[test]
