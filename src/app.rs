@@ -376,8 +376,12 @@ impl Workspace {
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait, &self.interrupt)?;
         let mut executor = self.executor(&mut guard);
+        // Reading (and creating) the state writes no progress: a stop may
+        // cancel it.
+        let in_flight = self.interrupt.in_statement();
         executor.ensure_state_tables(&mut |event| print_event(out, &event))?;
         let state = executor.read_state(&mut |event| print_event(out, &event))?;
+        drop(in_flight);
         let (prepared, notes) = plan_of(&Lanes::from_state(&self.migrations, state))?;
         if prepared.is_empty() {
             nothing_to_do(&notes, out);
@@ -688,14 +692,32 @@ impl Workspace {
             return Ok(0);
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait, &self.interrupt)?;
-        if create_state_tables {
-            self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
+        // Reading the state and writing the change (one transaction) record
+        // no progress: a stop asked for before the commit cancels them, and
+        // nothing is written.
+        let interrupt = self.interrupt.clone();
+        let in_flight = interrupt.in_statement();
+        let changed = (|| {
+            if create_state_tables {
+                self.executor(&mut guard).ensure_state_tables(&mut |event| print_event(out, &event))?;
+            }
+            let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
+            let Some(change) = plan(&Lanes::from_state(&self.migrations, state))? else {
+                return Ok(0);
+            };
+            // Bounded like a section's statements: an application holding
+            // the state tables must not keep the write waiting for ever.
+            guard.apply_timeouts(false).map_err(|e| Error::db("setting the timeouts", e))?;
+            match interrupt.reason() {
+                Some(why) => Err(Error::Interrupted { why, what: String::new() }),
+                None => write(&mut *guard, change).map(|()| 0),
+            }
+        })();
+        drop(in_flight);
+        match (changed, self.interrupt.reason()) {
+            (Err(_), Some(why)) => Err(Error::Interrupted { why, what: "nothing was written".to_string() }),
+            (changed, _) => changed,
         }
-        let state = self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))?;
-        if let Some(change) = plan(&Lanes::from_state(&self.migrations, state))? {
-            write(&mut *guard, change)?;
-        }
-        Ok(0)
     }
 }
 

@@ -140,13 +140,29 @@ pub enum Event<'e> {
     },
 }
 
-/// `Event::Statement` for statement `i` of `p`, as the backend sends it.
-fn statement_events<'p>(p: &'p Prepared<'_>, on_event: &'p mut dyn FnMut(Event<'_>)) -> impl FnMut(usize) + 'p {
+/// `Event::Statement` for statement `i` of `p`, as the backend is about to
+/// send it; once a stop is asked for, it is not sent. (A cancel reaches only
+/// a statement the server is running: one asked for between statements
+/// would be lost.)
+fn statement_events<'p>(
+    p: &'p Prepared<'_>,
+    interrupt: &'p Interrupt,
+    on_event: &'p mut dyn FnMut(Event<'_>),
+) -> impl FnMut(usize) -> Result<(), DbError> + 'p {
     move |i| {
+        if let Some(why) = interrupt.reason() {
+            return Err(not_run(&why));
+        }
         if let Some(statement) = p.statements.get(i) {
             on_event(Event::Statement { step: &p.step, statement });
         }
+        Ok(())
     }
+}
+
+/// The error of a statement not sent because a stop was asked for.
+fn not_run(why: &str) -> DbError {
+    DbError::new(format!("not run: pygrate was stopped ({why})"))
 }
 
 /// A step with its statements split, checked before anything runs.
@@ -271,11 +287,12 @@ impl Executor<'_, '_> {
     }
 
     /// Runs `work`, which sends the migration's own statements: a stop
-    /// asked for meanwhile cancels them on the server.
-    fn cancellable<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
+    /// asked for meanwhile cancels them on the server. `work` gets the
+    /// interrupt to check between statements.
+    fn cancellable<T>(&mut self, work: impl FnOnce(&mut Self, &Interrupt) -> T) -> T {
         let interrupt = self.backend.interrupt().clone();
         let _in_flight = interrupt.in_statement();
-        work(self)
+        work(self, &interrupt)
     }
 
     /// Creates or upgrades the state tables, retried like a section when the
@@ -405,7 +422,9 @@ impl Executor<'_, '_> {
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
             let section = SectionRun { statements: &sqls, row: &row, log: &log, started };
-            let ran = self.cancellable(|e| e.backend.run_nested(&section, &mut statement_events(p, on_event)));
+            let ran = self.cancellable(|e, interrupt| {
+                e.backend.run_nested(&section, &mut statement_events(p, interrupt, on_event))
+            });
             if ran.is_err() {
                 stopped_by_error = true;
                 break;
@@ -440,7 +459,8 @@ impl Executor<'_, '_> {
         let mut attempt = 0;
         loop {
             let stepwise = attempt > 0 || self.lock_retries == 0;
-            let Err(failed) = self.cancellable(|e| e.try_atomic(p, stepwise, started, on_event)) else {
+            let Err(failed) = self.cancellable(|e, interrupt| e.try_atomic(p, stepwise, started, interrupt, on_event))
+            else {
                 return Ok(());
             };
             let _ = self.backend.rollback();
@@ -468,13 +488,14 @@ impl Executor<'_, '_> {
         p: &Prepared<'_>,
         stepwise: bool,
         started: Instant,
+        interrupt: &Interrupt,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), SectionError> {
         let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
         let section = SectionRun { statements: &sqls, row: &row, log: &log, started: Instant::now() };
-        let on_statement = &mut statement_events(p, on_event);
+        let on_statement = &mut statement_events(p, interrupt, on_event);
         if stepwise {
             self.backend.run_stepwise(&section, on_statement)
         } else {
@@ -530,7 +551,7 @@ impl Executor<'_, '_> {
                             let _ = self.backend.rollback();
                             open = false;
                         }
-                        Err(Counted::Statement(DbError::new(format!("not run: pygrate was stopped ({why})"))))
+                        Err(Counted::Statement(not_run(&why)))
                     }
                     None => self.run_counted(p, i, wrap, &mut open, started),
                 };
@@ -563,8 +584,11 @@ impl Executor<'_, '_> {
                         let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
                         // A DDL statement of a killed run may have completed
                         // without being counted: running it again fails.
-                        let interrupted = if i == first && step.resume.as_ref().is_some_and(|r| r.interrupted) {
-                            format!(
+                        // Not when this run's stop cancelled it: then it did not complete.
+                        let stopped = self.interrupted().is_some();
+                        let interrupted =
+                            if i == first && !stopped && step.resume.as_ref().is_some_and(|r| r.interrupted) {
+                                format!(
                                 "this statement was running when an earlier run of this phase stopped, and may have \
                                  completed then (the server finishes a statement whose client is gone): if it did, run \
                                  the section's remaining statements by hand and settle it: pygrate resolve {} {} --as \
@@ -572,11 +596,11 @@ impl Executor<'_, '_> {
                                 step.id(),
                                 step.action.phase()
                             )
-                        } else {
-                            String::new()
-                        };
+                            } else {
+                                String::new()
+                            };
                         // A stopped run's statement needs no fixing.
-                        let go_on = if self.interrupted().is_some() { "Run" } else { "Fix the statement, then run" };
+                        let go_on = if stopped { "Run" } else { "Fix the statement, then run" };
                         let aftermath = match self.backend.save_phase(&row) {
                             Ok(()) => format!(
                                 "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. \
@@ -615,7 +639,7 @@ impl Executor<'_, '_> {
             *open = true;
         }
         let sql = p.statements.get(i).map_or("", |s| s.sql);
-        if let Err(e) = self.cancellable(|e| e.backend.execute(sql)) {
+        if let Err(e) = self.cancellable(|e, _| e.backend.execute(sql)) {
             if wrap {
                 let _ = self.backend.rollback();
                 *open = false;
@@ -710,8 +734,11 @@ impl Executor<'_, '_> {
         let log = self.log_entry(step, "failed", started, Some(detail));
         let _ = self.backend.append_log(&log);
         let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
+        let stopped = self.interrupted().is_some();
         let shown = match (statement, at) {
             (Some(s), _) => shorten(s.sql, 160),
+            // A cancel, not the failure the replay would look for.
+            (None, FailedAt::Unlocated(_)) if stopped => "(not determined: pygrate was stopped)".to_string(),
             (None, FailedAt::Unlocated(why)) => format!("(not determined: {})", unlocated_reason(why)),
             (None, _) => "(recording the state)".to_string(),
         };

@@ -37,6 +37,8 @@ struct Run {
     holding: bool,
     canceller: Option<Canceller>,
     in_statement: bool,
+    /// The cancel sent for the statements in flight, until it is done.
+    cancelling: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A poisoned mutex only means another thread panicked while holding it;
@@ -53,17 +55,15 @@ impl Interrupt {
     pub fn request(&self, why: &str) -> bool {
         locked(&self.0.reason).get_or_insert_with(|| why.to_string());
         self.0.asked.notify_all();
-        let (holding, cancel) = {
-            let run = locked(&self.0.run);
-            (run.holding, run.canceller.clone().filter(|_| run.in_statement))
-        };
+        let mut run = locked(&self.0.run);
         // A cancel connects to the server, which may take its connect
-        // timeout: on a thread of its own, so that neither the run nor a
-        // second signal waits for it.
-        if let Some(cancel) = cancel {
-            let _ = std::thread::Builder::new().name("cancel".to_string()).spawn(move || cancel());
+        // timeout: on a thread of its own, so that a second signal does not
+        // wait for it. The run waits for it once its statements are done
+        // (see `InStatement`).
+        if let (true, None, Some(cancel)) = (run.in_statement, &run.cancelling, run.canceller.clone()) {
+            run.cancelling = std::thread::Builder::new().name("cancel".to_string()).spawn(move || cancel()).ok();
         }
-        holding
+        run.holding
     }
 
     /// Why a stop was asked for, once it has been.
@@ -87,7 +87,7 @@ impl Interrupt {
 
     /// The run took the migration lock; `canceller` reaches its connection.
     pub(crate) fn hold(&self, canceller: Option<Canceller>) {
-        *locked(&self.0.run) = Run { holding: true, canceller, in_statement: false };
+        *locked(&self.0.run) = Run { holding: true, canceller, ..Run::default() };
     }
 
     /// The run released the migration lock.
@@ -109,8 +109,20 @@ impl Interrupt {
 pub(crate) struct InStatement<'i>(&'i Interrupt);
 
 impl Drop for InStatement<'_> {
+    /// Waits for a cancel sent meanwhile to be done: it reaches whatever the
+    /// connection runs when it arrives, and the bookkeeping that follows
+    /// must not be what it cancels (MySQL's `KILL QUERY` killed a progress
+    /// row, and the resume ran its statement again). A cancel that arrives
+    /// at an idle connection is dropped by the server.
     fn drop(&mut self) {
-        locked(&self.0 .0.run).in_statement = false;
+        let cancelling = {
+            let mut run = locked(&self.0 .0.run);
+            run.in_statement = false;
+            run.cancelling.take()
+        };
+        if let Some(cancelling) = cancelling {
+            let _ = cancelling.join();
+        }
     }
 }
 
@@ -163,19 +175,17 @@ mod tests {
         let interrupt = Interrupt::default();
         let cancels = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&cancels);
+        // Slow, as a cancel that connects to the server is.
         interrupt.hold(Some(Arc::new(move || {
+            std::thread::sleep(Duration::from_millis(100));
             counted.fetch_add(1, Ordering::SeqCst);
         })));
         {
             let _in_flight = interrupt.in_statement();
             assert!(interrupt.request("SIGINT"));
         }
+        assert_eq!(cancels.load(Ordering::SeqCst), 1, "the cancel is done once the statements are");
         assert!(interrupt.request("SIGTERM"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while cancels.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(Duration::from_millis(50));
         assert_eq!(cancels.load(Ordering::SeqCst), 1, "the bookkeeping after the statement is left alone");
         assert_eq!(interrupt.reason().as_deref(), Some("SIGINT"), "the first cause is kept");
         interrupt.release();

@@ -203,11 +203,12 @@ pub trait Backend {
     /// transaction. On error the transaction is left for the caller to roll
     /// back. Adapters may override it to save round trips, at the price of
     /// knowing less about where a failure happened (see `FailedAt`).
-    /// `on_statement(i)` is called as statement `i` is sent.
+    /// `on_statement(i)` is called as statement `i` is about to be sent; an
+    /// error from it stops the section there, statement `i` unsent.
     fn run_atomic(
         &mut self,
         section: &SectionRun<'_>,
-        on_statement: &mut dyn FnMut(usize),
+        on_statement: &mut dyn FnMut(usize) -> Result<(), DbError>,
     ) -> Result<(), SectionError> {
         self.run_stepwise(section, on_statement)
     }
@@ -217,7 +218,7 @@ pub trait Backend {
     fn run_stepwise(
         &mut self,
         section: &SectionRun<'_>,
-        on_statement: &mut dyn FnMut(usize),
+        on_statement: &mut dyn FnMut(usize) -> Result<(), DbError>,
     ) -> Result<(), SectionError> {
         self.begin().map_err(SectionError::recording)?;
         self.apply_timeouts(true).map_err(SectionError::recording)?;
@@ -230,10 +231,10 @@ pub trait Backend {
     fn run_section(
         &mut self,
         section: &SectionRun<'_>,
-        on_statement: &mut dyn FnMut(usize),
+        on_statement: &mut dyn FnMut(usize) -> Result<(), DbError>,
     ) -> Result<(), SectionError> {
         for (i, sql) in section.statements.iter().enumerate() {
-            on_statement(i);
+            on_statement(i).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
             self.execute(sql).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
         }
         let duration_ms = elapsed_ms(section.started);
@@ -255,7 +256,7 @@ pub trait Backend {
     fn run_nested(
         &mut self,
         section: &SectionRun<'_>,
-        on_statement: &mut dyn FnMut(usize),
+        on_statement: &mut dyn FnMut(usize) -> Result<(), DbError>,
     ) -> Result<(), SectionError> {
         self.execute("SAVEPOINT pygrate_section").map_err(SectionError::recording)?;
         let ran = self.run_section(section, on_statement);

@@ -579,9 +579,12 @@ impl Backend for Postgres {
     fn run_atomic(
         &mut self,
         section: &SectionRun<'_>,
-        on_statement: &mut dyn FnMut(usize),
+        on_statement: &mut dyn FnMut(usize) -> Result<(), DbError>,
     ) -> Result<(), SectionError> {
         let statements = section.statements;
+        for i in 0..statements.len() {
+            on_statement(i).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
+        }
         let mut batch = self.take_reset().to_string();
         batch.push_str("BEGIN;\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
@@ -600,7 +603,6 @@ impl Backend for Postgres {
         let recording = self.section_rows_sql(section.row, section.log, true);
         batch.push_str(&recording);
         batch.push_str("COMMIT");
-        (0..statements.len()).for_each(&mut *on_statement);
         self.in_transaction = true;
         let Err(e) = self.client.batch_execute(&batch) else {
             self.in_transaction = false;

@@ -318,7 +318,104 @@ fn a_stop_signal_cancels_the_statement_and_records_where_it_stopped(db: &TestDb)
     }
 }
 
+/// A statement that adds one row to `t`: over in a round trip on a server,
+/// so that a stop mostly finds the server between statements; a few
+/// milliseconds on SQLite, which would otherwise finish before the signal.
+fn short_insert(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => {
+            "INSERT INTO t SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n \
+             WHERE x < 20000) SELECT x FROM n)"
+        }
+        Engine::Postgres | Engine::Mysql => "INSERT INTO t VALUES (1)",
+    }
+}
+
+/// A stop asked for between two statements was lost where statements go
+/// one by one (PostgreSQL with `lock_retries: 0`, SQLite): the cancel found
+/// the server idle, the section ran to its end and pygrate exited 0. On
+/// MySQL a late `KILL QUERY` could hit the progress row instead, and the
+/// resume ran its statement again. Now the section stops where it is, and
+/// on MySQL the count of statements done matches the rows they inserted.
+fn a_stop_between_statements_is_not_lost(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_retries: 0\n", db.url));
+    let insert = short_insert(db.engine);
+    // On MySQL each statement of a no-transaction section commits on its
+    // own, before its count: a cancelled count is a statement run twice.
+    let marker = if db.engine == Engine::Mysql { "-- @add no-transaction" } else { "-- @add" };
+    let mut sql = format!("{marker}\nCREATE TABLE t (n INTEGER);\n");
+    let statements = if db.engine == Engine::Sqlite { 300 } else { 2000 };
+    for _ in 0..statements {
+        sql.push_str(insert);
+        sql.push_str(";\n");
+    }
+    p.write("releases/r1/v001-many.sql", &sql);
+    let mut child = p.command(None, &["-v", "ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (fiftieth, sent) = mpsc::channel();
+    // Every engine sends this section statement by statement here, and -v
+    // prints each as it goes.
+    let reader = thread::spawn(move || {
+        for (n, _) in stdout.lines().map_while(Result::ok).filter(|l| l.contains("INSERT INTO t")).enumerate() {
+            if n == 50 {
+                let _ = fiftieth.send(());
+            }
+        }
+    });
+    sent.recv_timeout(Duration::from_secs(20)).expect("50 statements were never sent");
+    signal(&child, "INT");
+    let code = exits_within(&mut child, Duration::from_secs(20));
+    let _ = reader.join();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    if db.engine == Engine::Mysql {
+        assert_eq!(state(db), ["r1/v001-many add failed"], "{stderr}");
+        let done = db.query_i64("SELECT statements_done FROM pygrate_state");
+        assert_eq!(db.query_i64("SELECT count(*) FROM t"), done - 1, "rows and count of statements done differ");
+        assert!(done <= statements, "{stderr}");
+    } else {
+        assert!(!db.table_exists("t"), "the section was not rolled back: {stderr}");
+        assert_eq!(state(db), Vec::<String>::new(), "{stderr}");
+    }
+    p.run_with(None, &["ff"]).ok();
+    assert_eq!(db.query_i64("SELECT count(*) FROM t"), statements, "a statement ran twice or not at all");
+}
+
+/// `baseline` (and `resolve`, `rehash`) waiting for the state tables, which
+/// an application held, ignored a stop: pygrate said it was stopping, then
+/// wrote the rows once the lock was gone and exited 0.
+fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
+    let p = Sandbox::empty();
+    // SQLite's busy wait cannot be interrupted: it ends at lock_timeout.
+    let lock_timeout = if db.engine == Engine::Sqlite { "3s" } else { "60s" };
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: {lock_timeout}\n", db.url));
+    p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 1;\n");
+    p.write("releases/r1/v000-first.sql", "-- @add\nSELECT 1;\n");
+    p.run_with(None, &["ff", "--through", "add", "--to", "r1/v000-first"]).ok();
+    db.execute(match db.engine {
+        Engine::Sqlite => "BEGIN IMMEDIATE",
+        Engine::Postgres => "BEGIN; LOCK TABLE pygrate_state IN ACCESS EXCLUSIVE MODE",
+        Engine::Mysql => "LOCK TABLES pygrate_state WRITE",
+    });
+    let mut child =
+        p.command(None, &["baseline", "r1/v001-a"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_millis(1500));
+    signal(&child, "INT");
+    let code = exits_within(&mut child, Duration::from_secs(10));
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    db.execute(match db.engine {
+        Engine::Sqlite | Engine::Postgres => "ROLLBACK",
+        Engine::Mysql => "UNLOCK TABLES",
+    });
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT: nothing was written"), "{stderr}");
+    assert_eq!(state(db), ["r1/v000-first add applied"]);
+}
+
 crate::on_every_engine!(
+    a_stop_between_statements_is_not_lost,
+    a_stop_cancels_a_state_write_that_waits,
     a_stop_signal_cancels_the_statement_and_records_where_it_stopped,
     a_running_phase_under_a_held_lock_is_not_to_be_settled,
     concurrent_ff_applies_every_phase_exactly_once,
