@@ -702,8 +702,8 @@ fn resume_of(s: &PhaseState) -> Resume {
 fn unsettled_message(id: &VersionId, s: &PhaseState) -> String {
     let what = if s.rolling_back { Action::Rollback(s.phase) } else { Action::Apply(s.phase) };
     format!(
-        "{what} of {id} is {} (since {} by {}); look at the database, then settle it: \
-         pygrate resolve {id} {} --as applied|pending",
+        "{what} of {id} is {} (since {} by {}); run `pygrate {what} {id}` again to resume it, or look at the \
+         database, then settle it: pygrate resolve {id} {} --as applied|pending",
         s.status, s.at, s.by, s.phase
     )
 }

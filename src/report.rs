@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::executor::Prepared;
-use crate::phase::Phase;
+use crate::phase::{Action, Phase};
 use crate::planner::{Cell, Entry, Lanes, Problem};
 use crate::project::{Target, VersionId};
 
@@ -65,7 +65,13 @@ impl Problem {
                         "{what}, and the migration lock is held now by {holder}: most likely that pygrate is running it; \
                          wait for it to finish (`pygrate resolve` is for a run that was interrupted)"
                     ),
-                    None => format!("{what}; look at the database, then `pygrate resolve {id} {phase} --as applied|pending`"),
+                    None => {
+                        let again = if *rolling_back { Action::Rollback(*phase) } else { Action::Apply(*phase) };
+                        format!(
+                            "{what}; run `pygrate {again} {id}` again to resume it, or look at the database, then \
+                             `pygrate resolve {id} {phase} --as applied|pending`"
+                        )
+                    }
                 }
             }
         }

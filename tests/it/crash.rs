@@ -283,6 +283,8 @@ fn a_stop_signal_cancels_the_statement_and_records_where_it_stopped(db: &TestDb)
         assert!(stderr.contains("pygrate: SIGINT") && stderr.contains(said), "{marker}: {stderr}");
         if tracked {
             assert_eq!(state(&db), ["r1/v001-slow add failed"], "{marker}: {stderr}");
+            // Going on is the first advice: a stopped phase needs no settling.
+            p.run_with(None, &["status"]).stdout_has("run `pygrate add r1/v001-slow` again to resume it, or look");
             assert_eq!(db.query_i64("SELECT statements_done FROM pygrate_state"), 1, "{marker}");
         } else {
             assert_eq!(state(&db), Vec::<String>::new(), "{marker}: {stderr}");
