@@ -139,19 +139,20 @@ pub fn on_signals(interrupt: Interrupt) -> std::io::Result<()> {
     std::thread::Builder::new().name("signals".to_string()).spawn(move || {
         for signal in signals.forever() {
             let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
-            let (stop_now, message) = if interrupt.reason().is_some() {
-                (true, format!("pygrate: {name} again: stopping at once; `pygrate status` shows where"))
-            } else if interrupt.request(name) {
-                let message = format!(
+            let again = interrupt.reason().is_some();
+            let holding = locked(&interrupt.0.run).holding;
+            let message = match (again, holding) {
+                (true, _) => format!("pygrate: {name} again: stopping at once; `pygrate status` shows where"),
+                (false, true) => format!(
                     "pygrate: {name}: cancelling the running statement and stopping; the state tables will say \
                      where (a second signal stops at once)"
-                );
-                (false, message)
-            } else {
-                (true, format!("pygrate: {name}: stopped"))
+                ),
+                (false, false) => format!("pygrate: {name}: stopped"),
             };
+            // Said before the stop is asked for: the run's own report of it
+            // must not come first, or alone when it exits at once.
             let _ = writeln!(std::io::stderr().lock(), "{message}");
-            if stop_now {
+            if again || !holding || !interrupt.request(name) {
                 std::process::exit(1);
             }
         }
