@@ -695,6 +695,7 @@ impl Workspace {
         // Reading the state and writing the change (one transaction) record
         // no progress: a stop asked for before the commit cancels them, and
         // nothing is written.
+        let stopped = |why| Error::Interrupted { why, what: "nothing was written".to_string() };
         let interrupt = self.interrupt.clone();
         let in_flight = interrupt.in_statement();
         let changed = (|| {
@@ -709,13 +710,13 @@ impl Workspace {
             // the state tables must not keep the write waiting for ever.
             guard.apply_timeouts(false).map_err(|e| Error::db("setting the timeouts", e))?;
             match interrupt.reason() {
-                Some(why) => Err(Error::Interrupted { why, what: String::new() }),
+                Some(why) => Err(stopped(why)),
                 None => write(&mut *guard, change).map(|()| 0),
             }
         })();
         drop(in_flight);
         match (changed, self.interrupt.reason()) {
-            (Err(_), Some(why)) => Err(Error::Interrupted { why, what: "nothing was written".to_string() }),
+            (Err(_), Some(why)) => Err(stopped(why)),
             (changed, _) => changed,
         }
     }

@@ -718,7 +718,8 @@ impl Executor<'_, '_> {
         started: Instant,
         aftermath: String,
     ) -> Error {
-        let aftermath = match self.interrupted() {
+        let stopped = self.interrupted();
+        let aftermath = match &stopped {
             Some(why) => format!("pygrate was stopped ({why}); {aftermath}"),
             None => aftermath,
         };
@@ -734,11 +735,10 @@ impl Executor<'_, '_> {
         let log = self.log_entry(step, "failed", started, Some(detail));
         let _ = self.backend.append_log(&log);
         let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
-        let stopped = self.interrupted().is_some();
         let shown = match (statement, at) {
             (Some(s), _) => shorten(s.sql, 160),
             // A cancel, not the failure the replay would look for.
-            (None, FailedAt::Unlocated(_)) if stopped => "(not determined: pygrate was stopped)".to_string(),
+            (None, FailedAt::Unlocated(_)) if stopped.is_some() => "(not determined: pygrate was stopped)".to_string(),
             (None, FailedAt::Unlocated(why)) => format!("(not determined: {})", unlocated_reason(why)),
             (None, _) => "(recording the state)".to_string(),
         };
