@@ -268,6 +268,10 @@ fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String
             format!("unknown section `@{name}`; {hint}")
         });
     };
+    if marker.starts_with(char::is_whitespace) {
+        // SPEC 2 puts the name right after `@`: say so rather than guess.
+        return Err(format!("space between `@` and `{name}`; write `-- @{name}`"));
+    }
     let mut no_transaction = false;
     for option in words {
         if option == NO_TRANSACTION && no_transaction {
@@ -405,6 +409,8 @@ mod tests {
         assert!(e[0].starts_with("r1/v1.sql:1: no section marker"), "{e:?}");
         let e = errors("-- @add\nx\n-- @rollback_simdrop\ny\n");
         assert!(e[0].starts_with("r1/v1.sql:3: `@rollback_simdrop` without an `@simdrop`"), "{e:?}");
+        let e = errors("-- @ add\nSELECT 1;\n");
+        assert_eq!(e, ["r1/v1.sql:1: space between `@` and `add`; write `-- @add`"]);
         let e = errors("-- @\n");
         assert!(e[0].starts_with("r1/v1.sql:1: marker without a section name"), "{e:?}");
     }
