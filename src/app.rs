@@ -440,6 +440,7 @@ impl Workspace {
             let target = Target::resolve(target, lanes.ids())?;
             let mut rows = Vec::new();
             let mut log = Vec::new();
+            let mut lines = Vec::new();
             for entry in lanes.entries.iter().filter(|e| target.contains(&e.id)) {
                 let Some(m) = entry.migration else { continue };
                 for phase in Phase::ALL {
@@ -454,9 +455,8 @@ impl Workspace {
                         continue;
                     }
                     for (section, old, new) in changed {
-                        out.line(&format!(
-                            "{}rehash {} {section}: {} → {}",
-                            would(dry_run),
+                        lines.push(format!(
+                            "rehash {} {section}: {} → {}",
                             entry.id,
                             old.as_deref().unwrap_or("none"),
                             new.as_deref().unwrap_or("none")
@@ -482,9 +482,12 @@ impl Workspace {
                 out.line(&format!("nothing to rehash: no applied section of {target} has drifted"));
                 return Ok(None);
             }
-            Ok(Some((rows, log)))
+            if dry_run {
+                lines.iter().for_each(|line| out.line(&format!("would {line}")));
+            }
+            Ok(Some((rows, log, lines)))
         };
-        let write = |b: &mut dyn Backend, (rows, log): Rehashed| {
+        let write = |b: &mut dyn Backend, (rows, log, lines): Rehashed| {
             let written = b.begin().and_then(|()| {
                 for row in &rows {
                     b.save_phase(row)?;
@@ -494,7 +497,10 @@ impl Workspace {
                 }
                 b.commit()
             });
-            written.map_err(|e| Error::db("writing the new checksums", e))
+            written.map_err(|e| Error::db("writing the new checksums", e))?;
+            // Said once it is so: a write that fails changed nothing.
+            lines.iter().for_each(|line| out.line(line));
+            Ok(())
         };
         self.change(dry_run, false, out, plan, write)
     }
@@ -637,12 +643,12 @@ impl Workspace {
                     rows.push(settled_state(m, phase, Status::Applied, self.actor.by(), 0));
                 }
             }
-            for row in &rows {
-                out.line(&format!("{}baseline {} {}", would(dry_run), row.phase, row.id));
-            }
             if rows.is_empty() {
                 out.line("nothing to do: every phase up to there is applied");
                 return Ok(None);
+            }
+            if dry_run {
+                rows.iter().for_each(|row| out.line(&format!("would baseline {} {}", row.phase, row.id)));
             }
             Ok(Some(rows))
         };
@@ -666,7 +672,10 @@ impl Workspace {
                 }
                 b.commit()
             });
-            written.map_err(|e| Error::db("writing the baseline", e))
+            written.map_err(|e| Error::db("writing the baseline", e))?;
+            // Said once it is so: a write that fails changed nothing.
+            rows.iter().for_each(|row| out.line(&format!("baseline {} {}", row.phase, row.id)));
+            Ok(())
         };
         self.change(dry_run, true, out, plan, write)
     }
@@ -723,8 +732,8 @@ impl Workspace {
 }
 
 /// What `rehash` writes: the rows with their new checksums, and a log entry
-/// per accepted section.
-type Rehashed = (Vec<PhaseState>, Vec<LogEntry>);
+/// and a line to print per accepted section.
+type Rehashed = (Vec<PhaseState>, Vec<LogEntry>, Vec<String>);
 
 /// What `resolve` writes: the settled row (None: the row goes, the phase is
 /// pending again), its log entry, and how to say it.
@@ -733,15 +742,6 @@ struct Resolved {
     settled_row: Option<PhaseState>,
     log: LogEntry,
     what: String,
-}
-
-/// The prefix of a line saying what a dry run would do.
-fn would(dry_run: bool) -> &'static str {
-    if dry_run {
-        "would "
-    } else {
-        ""
-    }
 }
 
 /// The version a TARGET names; a release is not enough here.

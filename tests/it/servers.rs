@@ -198,17 +198,7 @@ fn a_refused_log_row_leaves_no_phase_applied_without_it(db: &TestDb) {
         let p = Sandbox::empty();
         p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER);\n");
         p.run(&db, &["ff"]).ok();
-        db.execute(match db.engine {
-            Engine::Sqlite => "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log BEGIN SELECT RAISE(ABORT, 'log refused'); END",
-            Engine::Postgres => {
-                "CREATE FUNCTION no_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'log refused'; END $$; \
-                 CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW EXECUTE FUNCTION no_log()"
-            }
-            Engine::Mysql => {
-                "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW \
-                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'log refused'"
-            }
-        });
+        refuse_log_rows(&db);
         p.write("releases/r1/v002-b.sql", &format!("{marker}\nCREATE TABLE b (id INTEGER);\n"));
         let run = p.run(&db, &["ff"]);
         run.code(1).stderr_has("log refused");
@@ -217,6 +207,42 @@ fn a_refused_log_row_leaves_no_phase_applied_without_it(db: &TestDb) {
         if db.table_exists("b") {
             run.stderr_has("pygrate resolve r1/v002-b add --as applied");
         }
+    }
+}
+
+/// A trigger makes the database refuse every new `pygrate_log` row.
+fn refuse_log_rows(db: &TestDb) {
+    db.execute(match db.engine {
+        Engine::Sqlite => "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log BEGIN SELECT RAISE(ABORT, 'log refused'); END",
+        Engine::Postgres => {
+            "CREATE FUNCTION no_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'log refused'; END $$; \
+             CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW EXECUTE FUNCTION no_log()"
+        }
+        Engine::Mysql => {
+            "CREATE TRIGGER no_log BEFORE INSERT ON pygrate_log FOR EACH ROW \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'log refused'"
+        }
+    });
+}
+
+/// `baseline` and `rehash` printed each change before writing it, so a write
+/// the database refused still said it had been made.
+fn a_refused_state_change_prints_nothing_it_did_not_make(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER);\n");
+    p.run(db, &["ff"]).ok();
+    p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER); -- edited\n");
+    p.write("releases/r1/v002-b.sql", "-- @add\nCREATE TABLE b (id INTEGER);\n");
+    refuse_log_rows(db);
+    let rows = || db.query_strings("SELECT release_name, version_name, phase, status, checksum FROM pygrate_state");
+    let before = rows();
+    for command in [["baseline", "r1/v002-b"], ["rehash", "r1/v001-a"]] {
+        let dry = p.run(db, &[command[0], command[1], "--dry-run"]);
+        dry.ok().stdout_has(&format!("would {}", command[0]));
+        let run = p.run(db, &command);
+        run.code(1).stderr_has("log refused");
+        assert!(!run.stdout.contains(command[0]), "{command:?} printed a change it did not make: {}", run.stdout);
+        assert_eq!(rows(), before, "{command:?}");
     }
 }
 
@@ -668,4 +694,5 @@ crate::on_every_engine!(
     a_resumed_statement_that_fails_may_have_completed_before,
     a_terminated_session_is_reported_as_a_lost_connection,
     a_refused_log_row_leaves_no_phase_applied_without_it,
+    a_refused_state_change_prints_nothing_it_did_not_make,
 );
