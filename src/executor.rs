@@ -464,7 +464,9 @@ impl Executor<'_, '_> {
                 return Ok(());
             };
             let _ = self.backend.rollback();
-            if failed.replayed {
+            // A stop cancels the search too: it found nothing, and why is
+            // the stop, which the failure names.
+            if failed.replayed && self.interrupted().is_none() {
                 let statement = match failed.at {
                     FailedAt::Statement(i) => p.statements.get(i),
                     _ => None,

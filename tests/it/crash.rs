@@ -384,6 +384,39 @@ fn a_stop_between_statements_is_not_lost(db: &TestDb) {
     assert_eq!(db.query_i64("SELECT count(*) FROM t"), statements, "a statement ran twice or not at all");
 }
 
+/// PostgreSQL names no statement for some errors (`1/0`), so the section runs
+/// again, rolled back, to find it. A stop during that run cancelled it, and
+/// `-v` said the failure "did not fail the same way", as if the error were
+/// in doubt; the stop is the reason, and the run's own message says so.
+fn a_stop_while_looking_for_the_failing_statement_blames_nothing_else(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\n", db.url));
+    // Sent alone (the search), the statement's own text starts the query
+    // and it sleeps; in the section's one message (`BEGIN; …`) it does not.
+    let sleep_alone = "SELECT pg_sleep(CASE WHEN current_query() LIKE 'SELECT pg_sleep%' THEN 60 ELSE 0 END)";
+    p.write("releases/r1/v001-fails.sql", &format!("-- @add\n{sleep_alone};\nSELECT 1/0;\n"));
+    let mut child = p.command(None, &["-v", "ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let searching =
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(CASE%' AND datname = current_database()";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.query_i64(searching) == 0 {
+        assert!(Instant::now() < deadline, "the section never ran again");
+        sleep(Duration::from_millis(50));
+    }
+    signal(&child, "INT");
+    let code = exits_within(&mut child, Duration::from_secs(10));
+    let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("pygrate was stopped (SIGINT)"), "{stderr}");
+    assert!(!stdout.contains("did not fail the same way"), "{stdout}");
+    assert_eq!(db.query_i64(searching), 0, "the search runs on on the server");
+    assert_eq!(state(db), Vec::<String>::new());
+}
+
 /// `baseline` (and `resolve`, `rehash`) waiting for the state tables, which
 /// an application held, ignored a stop: pygrate said it was stopping, then
 /// wrote the rows once the lock was gone and exited 0.
@@ -418,6 +451,7 @@ fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
 crate::on_every_engine!(
     a_stop_between_statements_is_not_lost,
     a_stop_cancels_a_state_write_that_waits,
+    a_stop_while_looking_for_the_failing_statement_blames_nothing_else,
     a_stop_signal_cancels_the_statement_and_records_where_it_stopped,
     a_running_phase_under_a_held_lock_is_not_to_be_settled,
     concurrent_ff_applies_every_phase_exactly_once,
