@@ -363,7 +363,7 @@ impl Workspace {
     ) -> Result<u8, Error> {
         let (prepared, notes) = plan_of(lanes)?;
         if dry_run {
-            print_plan(&prepared, &notes, out);
+            print_plan(&prepared, &notes, lanes, out);
             return Ok(0);
         }
         if prepared.is_empty() {
@@ -952,9 +952,12 @@ fn known_dialect(cli: &Cli) -> Option<Dialect> {
 
 /// Drift does not stop a run (SPEC 9), but it is never silent.
 fn warn_drift(lanes: &Lanes<'_>, out: &Output) {
-    for problem in lanes.problems().iter().filter(|p| matches!(p, crate::planner::Problem::Drift { .. })) {
-        out.warn(&problem.message());
-    }
+    drift_warnings(lanes).iter().for_each(|warning| out.warn(warning));
+}
+
+fn drift_warnings(lanes: &Lanes<'_>) -> Vec<String> {
+    let problems = lanes.problems();
+    problems.iter().filter(|p| matches!(p, crate::planner::Problem::Drift { .. })).map(|p| p.message()).collect()
 }
 
 /// Prints what `check` found; exit 1 (as an error) when anything did.
@@ -991,9 +994,9 @@ fn report_check(
     }
 }
 
-fn print_plan(prepared: &[Prepared<'_>], notes: &[String], out: &Output) {
+fn print_plan(prepared: &[Prepared<'_>], notes: &[String], lanes: &Lanes<'_>, out: &Output) {
     if out.json {
-        out.json(&report::plan_json(prepared, notes));
+        out.json(&report::plan_json(prepared, notes, &drift_warnings(lanes)));
     } else {
         out.write(&report::plan_text(prepared, notes));
     }

@@ -212,7 +212,11 @@ pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
     }
     for (n, p) in steps.iter().enumerate() {
         let m = p.step.migration;
-        let line = p.step.action.section().and_then(|k| m.section(k)).map_or(1, |s| s.marker_line);
+        // A missing section has no line: naming line 1 would point at another.
+        let at = match p.step.action.section().and_then(|k| m.section(k)) {
+            Some(s) => format!("{}:{}", m.path.display(), s.marker_line),
+            None => m.path.display().to_string(),
+        };
         let mut flags = Vec::new();
         if p.no_transaction {
             flags.push("no-transaction".to_string());
@@ -224,7 +228,7 @@ pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
             flags.push("no SQL: recorded only".to_string());
         }
         let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
-        out.push_str(&format!("{}. {} {}  ({}:{}){flags}\n", n + 1, p.step.action, m.id, m.path.display(), line));
+        out.push_str(&format!("{}. {} {}  ({at}){flags}\n", n + 1, p.step.action, m.id));
         let skip = p.step.resume.as_ref().map_or(0, |r| r.statements_done);
         for s in p.statements.iter().skip(skip) {
             for (i, l) in s.sql.lines().enumerate() {
@@ -239,7 +243,9 @@ pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
     out
 }
 
-pub fn plan_json(steps: &[Prepared<'_>], notes: &[String]) -> Value {
+/// `warnings`: what the command line prints on stderr (drift), so that a
+/// reader of the JSON alone misses nothing.
+pub fn plan_json(steps: &[Prepared<'_>], notes: &[String], warnings: &[String]) -> Value {
     let steps: Vec<Value> = steps
         .iter()
         .map(|p| {
@@ -258,5 +264,5 @@ pub fn plan_json(steps: &[Prepared<'_>], notes: &[String]) -> Value {
             })
         })
         .collect();
-    json!({ "steps": steps, "notes": notes })
+    json!({ "steps": steps, "notes": notes, "warnings": warnings })
 }

@@ -280,6 +280,22 @@ fn commands_with_nothing_to_do_and_dry_runs_create_no_file() {
     assert_eq!(crate::lanes::tree_bytes(p.path()), before, "no database, lock file or sum file");
 }
 
+/// A missing section has no line: the text plan named line 1 of the file,
+/// where another section (or nothing) is, and the JSON plan said null.
+#[test]
+fn a_missing_section_is_planned_without_a_line() {
+    let p = Sandbox::empty();
+    let url = sqlite_url(p.path());
+    p.write("releases/r1/v001-a.sql", "-- only add\n-- @add\nCREATE TABLE a (id INTEGER);\n");
+    p.run_with(Some(&url), &["add"]).ok();
+    let plan = p.run_with(Some(&url), &["plan"]);
+    let file = p.path().join("releases/r1/v001-a.sql").display().to_string();
+    plan.ok().stdout_has(&format!("1. simdrop r1/v001-a  ({file}) [no SQL: recorded only]"));
+    assert!(!plan.stdout.contains(&format!("{file}:")), "{}", plan.stdout);
+    let json = p.run_with(Some(&url), &["plan", "--format", "json"]).json();
+    assert_eq!(json["steps"][0]["line"], serde_json::Value::Null, "{json}");
+}
+
 /// A section that manages its own transaction runs when it says so.
 #[test]
 fn transaction_control_runs_in_a_no_transaction_section() {

@@ -37,6 +37,9 @@ fn drift_is_phase_aware_and_ignores_normalised_whitespace(db: &TestDb) {
     assert_ne!(problem["stored_checksum"], problem["current_checksum"]);
     // Work goes on, but not silently.
     p.run(db, &["-n", "ff"]).ok().stderr_has("warning: r1/v001-journal: the add section changed");
+    // A reader of the JSON plan alone sees it too.
+    let plan = p.run(db, &["plan", "--format", "json"]).json();
+    assert!(plan["warnings"][0].as_str().unwrap().contains("r1/v001-journal: the add section changed"), "{plan}");
     // status shows it per phase.
     let status = p.run(db, &["status", "--format", "json"]).json();
     assert_eq!(status["versions"][0]["phases"][0]["status"], "drifted");
