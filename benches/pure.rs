@@ -307,6 +307,22 @@ fn bench_plan(c: &mut Criterion) {
     group.finish();
 }
 
+// --------------------------------------------------------------- sum file
+
+/// `check --offline`'s comparison of `pygrate.sum` with the files.
+fn bench_sum(c: &mut Criterion) {
+    let migrations = parse_all(&inputs(VERSIONS, harness_version));
+    let text = pygrate::integrity::sum_text(&migrations);
+    assert!(pygrate::integrity::check_sum_text(&text, &migrations).is_empty(), "the sum matches its files");
+    let mut group = c.benchmark_group("sum");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(VERSIONS as u64));
+    group.bench_function("check/10000", |b| {
+        b.iter(|| black_box(pygrate::integrity::check_sum_text(black_box(&text), &migrations).len()))
+    });
+    group.finish();
+}
+
 // ----------------------------------------------------------- discover+load
 
 /// A project of `n` harness-format versions on disk (100 per release, as
@@ -380,5 +396,5 @@ fn bench_large(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse_split_hash, bench_plan, bench_discover_load, bench_large);
+criterion_group!(benches, bench_parse_split_hash, bench_plan, bench_sum, bench_discover_load, bench_large);
 criterion_main!(benches);

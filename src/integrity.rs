@@ -9,7 +9,9 @@
 //! total 5d41…   (SHA-256 of all the bytes above this line)
 //! ```
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write;
 use std::fs;
 use std::path::PathBuf;
 
@@ -144,10 +146,17 @@ pub fn check_sum(project: &Project, migrations: &[Migration]) -> Result<Vec<SumP
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![SumProblem::Missing]),
         Err(source) => return Err(Error::Io { path, source }),
     };
-    let text = text.replace("\r\n", "\n");
+    Ok(check_sum_text(&text, migrations))
+}
+
+/// The sum file's `text` against the files' sections.
+pub fn check_sum_text(text: &str, migrations: &[Migration]) -> Vec<SumProblem> {
+    let text = if text.contains('\r') { Cow::Owned(text.replace("\r\n", "\n")) } else { Cow::Borrowed(text) };
     let mut problems = Vec::new();
-    let mut recorded: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut order: Vec<(String, String)> = Vec::new();
+    // Version id → each section's recorded checksum, borrowed from the text:
+    // looked up by `&str`, one version at a time, with no key to allocate.
+    let mut recorded: HashMap<&str, [Option<&str>; SectionKind::ALL.len()]> = HashMap::new();
+    let mut order: Vec<(&str, SectionKind)> = Vec::new();
     let mut body_end = None;
     let mut offset = 0;
     for (index, line) in text.split_inclusive('\n').enumerate() {
@@ -160,26 +169,24 @@ pub fn check_sum(project: &Project, migrations: &[Migration]) -> Result<Vec<SumP
         }
         let mut parts = line.rsplitn(3, ' ');
         let (checksum, section, id) = (parts.next(), parts.next(), parts.next());
-        match (id, section, checksum) {
-            (None, Some(TOTAL), Some(total)) => {
+        match (id, section.map(|s| (s, SectionKind::from_name(s))), checksum) {
+            (None, Some((TOTAL, _)), Some(total)) => {
                 if body_end.is_some() {
                     problems.push(SumProblem::Corrupt { line: line_no, reason: "a second `total` line".into() });
                 }
-                body_end = Some((start, total.to_string(), line_no));
+                body_end = Some((start, total, line_no));
             }
-            (Some(id), Some(section), Some(checksum))
-                if SectionKind::from_name(section).is_some() && is_hex64(checksum) =>
-            {
+            (Some(id), Some((section, Some(kind))), Some(checksum)) if is_hex64(checksum) => {
                 if body_end.is_some() {
                     problems
                         .push(SumProblem::Corrupt { line: line_no, reason: "a line after the `total` line".into() });
                 }
-                let key = (id.to_string(), section.to_string());
-                if recorded.insert(key.clone(), checksum.to_string()).is_some() {
+                let slot = &mut recorded.entry(id).or_default()[kind.index()];
+                if slot.replace(checksum).is_some() {
                     problems
                         .push(SumProblem::Corrupt { line: line_no, reason: format!("`{id} {section}` appears twice") });
                 }
-                order.push(key);
+                order.push((id, kind));
             }
             _ => problems.push(SumProblem::Corrupt {
                 line: line_no,
@@ -201,28 +208,36 @@ pub fn check_sum(project: &Project, migrations: &[Migration]) -> Result<Vec<SumP
             }
         }
     }
+    let mut id = String::new();
     for m in migrations {
+        id.clear();
+        let _ = write!(id, "{}", m.id);
+        let mut sums = recorded.get_mut(id.as_str());
         for kind in SectionKind::ALL {
-            let key = (m.id.to_string(), kind.name().to_string());
-            match (m.section(kind), recorded.remove(&key)) {
+            let sum = sums.as_mut().and_then(|s| s[kind.index()].take());
+            match (m.section(kind), sum) {
                 (Some(section), Some(sum)) if section.checksum != sum => problems.push(SumProblem::Changed {
-                    id: key.0,
-                    section: key.1,
-                    recorded: sum,
+                    id: id.clone(),
+                    section: kind.name().to_string(),
+                    recorded: sum.to_string(),
                     current: section.checksum.clone(),
                 }),
-                (Some(_), None) => problems.push(SumProblem::Unrecorded { id: key.0, section: key.1 }),
-                (None, Some(_)) => problems.push(SumProblem::Removed { id: key.0, section: key.1 }),
+                (Some(_), None) => {
+                    problems.push(SumProblem::Unrecorded { id: id.clone(), section: kind.name().to_string() })
+                }
+                (None, Some(_)) => {
+                    problems.push(SumProblem::Removed { id: id.clone(), section: kind.name().to_string() })
+                }
                 _ => {}
             }
         }
     }
-    for key in order {
-        if recorded.remove(&key).is_some() {
-            problems.push(SumProblem::Removed { id: key.0, section: key.1 });
+    for (id, kind) in order {
+        if recorded.get_mut(id).and_then(|s| s[kind.index()].take()).is_some() {
+            problems.push(SumProblem::Removed { id: id.to_string(), section: kind.name().to_string() });
         }
     }
-    Ok(problems)
+    problems
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -257,5 +272,38 @@ mod tests {
         // CRLF in the files changes nothing.
         let crlf = [m("r1", "v1", "-- @add\r\nA;\r\n-- @rollback_add\r\nB;\r\n"), m("r1", "v2", "-- @drop\r\nC;\r\n")];
         assert_eq!(sum_text(&crlf), text);
+    }
+
+    fn found(text: &str, migrations: &[Migration]) -> Vec<String> {
+        check_sum_text(text, migrations).iter().map(|p| format!("{} {}", p.code(), p.change())).collect()
+    }
+
+    #[test]
+    fn every_difference_is_found_in_file_order_then_sum_order() {
+        let before = [
+            m("r1", "v1", "-- @add\nA;\n-- @rollback_add\nB;\n"),
+            m("r1", "v2", "-- @drop\nC;\n"),
+            m("r1", "v3", "-- @add\nD;\n"),
+        ];
+        let sum = sum_text(&before);
+        assert_eq!(found(&sum, &before), Vec::<String>::new());
+        assert_eq!(found(&sum.replace('\n', "\r\n"), &before), Vec::<String>::new(), "CRLF");
+        let after = [
+            m("r1", "v1", "-- @add\nA2;\n"),
+            m("r1", "v2", "-- @drop\nC;\n-- @simdrop\nS;\n"),
+            m("r1", "v4", "-- @add\nE;\n"),
+        ];
+        assert_eq!(
+            found(&sum, &after),
+            [
+                "sum_changed r1/v1 add: changed",
+                "sum_removed r1/v1 rollback_add: removed",
+                "sum_unrecorded r1/v2 simdrop: added",
+                "sum_unrecorded r1/v4 add: added",
+                "sum_removed r1/v3 add: removed",
+            ]
+        );
+        let twice = sum.replacen("r1/v2 drop", "r1/v1 add", 1);
+        assert!(found(&twice, &before).iter().any(|p| p.contains("`r1/v1 add` appears twice")), "{twice}");
     }
 }
