@@ -224,6 +224,7 @@ impl Workspace {
     /// Reads the config and every version file; any format error stops here.
     pub fn open(root: &Path, env: Option<&str>, conn: Option<&str>, out: &Output) -> Result<Workspace, Error> {
         let config = Config::load(root, env)?;
+        config.warnings.iter().for_each(|warning| out.warn(warning));
         if let (None, Some(error), Some(source)) = (conn, &config.connection_error, &config.source) {
             return Err(Error::Config {
                 path: source.display().to_string(),

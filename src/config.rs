@@ -56,6 +56,8 @@ pub struct Config {
     pub statement_timeout: Option<Duration>,
     pub lock_retries: u32,
     pub lock_wait: Duration,
+    /// Files in `conf.d` that look like environments but are not read.
+    pub warnings: Vec<String>,
 }
 
 /// By hand: `connection` may hold a password, which `{:?}` in an embedding
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Config {
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_retries", &self.lock_retries)
             .field("lock_wait", &self.lock_wait)
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -88,6 +91,7 @@ impl Default for Config {
             statement_timeout: None,
             lock_retries: 3,
             lock_wait: Duration::from_secs(60),
+            warnings: Vec::new(),
         }
     }
 }
@@ -102,16 +106,27 @@ impl Config {
     /// `load`, with `${VAR}` looked up by `lookup`.
     pub fn load_with(root: &Path, env: Option<&str>, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let dir = root.join(CONF_DIR);
-        let mut names: Vec<String> = match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok())
-                // A file (or a link to one): a directory named `x.yaml` is no environment.
-                .filter(|e| e.path().is_file())
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
-                .filter(|n| !n.starts_with('.'))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut names = Vec::new();
+        let mut warnings = Vec::new();
+        for entry in fs::read_dir(&dir).into_iter().flatten().filter_map(|e| e.ok()) {
+            let file_name = entry.file_name();
+            // A directory named `x.yaml` is no environment. Anything else
+            // named so is one, a broken link included: skipping it would
+            // leave `DATABASE_URL` to choose the database.
+            let Some(file_name) = file_name.to_str().filter(|n| !n.starts_with('.')) else { continue };
+            if entry.path().is_dir() {
+                continue;
+            }
+            match file_name.strip_suffix(".yaml") {
+                Some(name) => names.push(name.to_string()),
+                None if [".yaml", ".yml"].iter().any(|ext| file_name.to_ascii_lowercase().ends_with(ext)) => warnings
+                    .push(format!(
+                        "{}: ignored: environments are files ending in lowercase `.yaml`; rename it if it is one",
+                        entry.path().display()
+                    )),
+                None => {}
+            }
+        }
         names.sort();
         let name = match (env, names.as_slice()) {
             (Some(env), _) if names.iter().any(|n| n == env) => env.to_string(),
@@ -125,7 +140,7 @@ impl Config {
                     names.join(", ")
                 )))
             }
-            (None, []) => return Ok(Config::default()),
+            (None, []) => return Ok(Config { warnings, ..Config::default() }),
             (None, [only]) => only.clone(),
             (None, _) => {
                 return Err(Error::Usage(format!(
@@ -136,11 +151,20 @@ impl Config {
             }
         };
         let path = dir.join(format!("{name}.yaml"));
+        let unreadable = |why: String| Error::Config { path: path.display().to_string(), message: why };
+        match fs::metadata(&path) {
+            Ok(meta) if !meta.is_file() => return Err(unreadable("not a regular file; make it one".to_string())),
+            Ok(_) => {}
+            Err(e) => return Err(unreadable(format!("cannot be read ({e}); if it is a link, its target is missing"))),
+        }
         let text = fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        Config::parse(&text, &path, lookup)
+        Ok(Config { warnings, ..Config::parse(&text, &path, lookup)? })
     }
 
     pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        // Windows editors write a byte-order mark, which YAML with CRLF
+        // lines took for the start of a second document.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let err = |message: String| Error::Config { path: path.display().to_string(), message };
         // Errors about a key name the line it is on, where it can be found.
         let err_at = |key: &str, message: String| Error::Config {
@@ -328,13 +352,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Safe on any string, however malformed: a password may hold `/ ? # @ :`,
 /// so everything from the first `:` after `scheme://` to the last `@` is
 /// masked, even when that hides more than the password.
+///
+/// Without an `@`, a `:` in the host part that is not followed by a port
+/// (`postgres://app:s3cret/db`, the `@host` forgotten) starts a password
+/// too: everything from it to the end is masked.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
+    let is_scheme = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let after_scheme = |end: usize| url[..end].find("://").filter(|&i| is_scheme(&url[..i])).map(|i| i + 3);
     if let Some(at) = url.rfind('@') {
-        let is_scheme = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        let start = url[..at].find("://").filter(|&i| is_scheme(&url[..i])).map_or(0, |i| i + 3);
+        let start = after_scheme(at).unwrap_or(0);
         if let Some(colon) = url[start..at].find(':') {
             out.replace_range(start + colon + 1..at, "***");
+        }
+    } else if let Some(start) = after_scheme(url.len()) {
+        if let Some(colon) = first_colon_not_before_a_port(&url[start..]) {
+            out.replace_range(start + colon + 1.., "***");
         }
     }
     // `?password=…` (and `sslpassword=…`), up to the next parameter.
@@ -348,7 +381,30 @@ pub fn redact(url: &str) -> String {
         rest = &rest[value_end..];
     }
     result.push_str(rest);
+    // A value pasted by mistake can be megabytes long; its start is enough.
+    const SHOWN: usize = 300;
+    if result.len() > SHOWN {
+        return crate::text::shorten(&result, SHOWN);
+    }
     result
+}
+
+/// In `host:port,host:port/…` (the part after `scheme://`), the first `:`
+/// not followed by a port number, `[IPv6]` literals skipped.
+fn first_colon_not_before_a_port(authority: &str) -> Option<usize> {
+    let end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
+    let mut offset = 0;
+    for host_port in authority[..end].split(',') {
+        let bracket_end = if host_port.starts_with('[') { host_port.find(']').unwrap_or(0) } else { 0 };
+        if let Some(colon) = host_port[bracket_end..].find(':').map(|c| c + bracket_end) {
+            let port = &host_port[colon + 1..];
+            if port.is_empty() || port.parse::<u16>().is_err() {
+                return Some(offset + colon);
+            }
+        }
+        offset += host_port.len() + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -380,6 +436,17 @@ mod tests {
         assert_eq!(c.statement_timeout, None);
         assert_eq!(c.lock_retries, 4);
         assert_eq!(c.lock_wait, Duration::from_millis(500));
+    }
+
+    /// A byte-order mark with CRLF lines was "more than one document".
+    #[test]
+    fn a_byte_order_mark_and_crlf_lines_are_read() {
+        for text in ["\u{feff}lock_retries: 4\r\nlock_wait: 5s\r\n", "\u{feff}lock_retries: 4\nlock_wait: 5s\n"] {
+            let c = parse(text);
+            assert_eq!(c.map(|c| (c.lock_retries, c.lock_wait)), Ok((4, Duration::from_secs(5))), "{text:?}");
+        }
+        let e = parse("\u{feff}lock_retries: 4\r\nlock_wiat: 5s\r\n").err().unwrap_or_default();
+        assert!(e.starts_with("conf.d/dev.yaml:2: unknown key `lock_wiat`"), "{e}");
     }
 
     #[test]
@@ -485,8 +552,41 @@ mod tests {
         ] {
             assert_eq!(redact(url), shown, "{url}");
         }
-        for url in ["sqlite::memory:", "sqlite:///a:b.db", "postgres://h:5432/db", "postgres://u@h/db"] {
+        for url in [
+            "sqlite::memory:",
+            "sqlite:///a:b.db",
+            "postgres://h:5432/db",
+            "postgres://u@h/db",
+            "postgres://h1:5432,h2:5433/db?x=a:b",
+            "postgres://[::1]:5432/db",
+            "mysql://h/db",
+        ] {
             assert_eq!(redact(url), url);
+        }
+    }
+
+    #[test]
+    fn a_long_value_is_shown_shortened() {
+        let url = format!("postgres://app:s3cret@h/{}", "x".repeat(5_000_000));
+        let shown = redact(&url);
+        assert!(shown.starts_with("postgres://app:***@h/xxx") && shown.ends_with('…') && shown.chars().count() == 300);
+    }
+
+    /// With the `@host` forgotten, what follows the user's `:` was shown
+    /// whole: the driver reads it as a port, and the error quoted the URL.
+    #[test]
+    fn a_password_without_a_host_after_it_is_masked() {
+        for (url, shown) in [
+            ("postgres://app:hunter2pass/db", "postgres://app:***"),
+            ("postgres://app:hunter2pass", "postgres://app:***"),
+            ("postgresql://app:hunter2pass?sslmode=require", "postgresql://app:***"),
+            ("mysql://root:hunter2pass/db", "mysql://root:***"),
+            ("mariadb://root:hunter2pass:3306/db", "mariadb://root:***"),
+            ("postgres://app:/db", "postgres://app:***"),
+            ("postgres://h1:5432,app:pw/db", "postgres://h1:5432,app:***"),
+            ("postgres://app:99999", "postgres://app:***"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
         }
     }
 

@@ -351,7 +351,13 @@ impl Location {
             check_credentials(rest).map_err(|why| bad(&why))?;
             return Ok(Location::Mysql(format!("mysql://{rest}")));
         }
-        Err(bad("unsupported scheme; use sqlite://, postgres://, postgresql://, mysql:// or mariadb://"))
+        const SCHEMES: &str = "sqlite://, postgres://, postgresql://, mysql:// or mariadb://";
+        if !url.contains("://") {
+            // Not shown: a value with no scheme at all may be a password
+            // put where the URL belongs.
+            return Err(Error::Usage(format!("connection: not a URL (no `scheme://`); use {SCHEMES}")));
+        }
+        Err(bad(&format!("unsupported scheme; use {SCHEMES}")))
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -256,10 +256,15 @@ impl Postgres {
 
     pub fn connect(url: &str, settings: &Settings) -> Result<Postgres, Error> {
         let config = Postgres::config(url, settings)?;
-        let context = match endpoints(&config) {
-            hosts if hosts.is_empty() => "cannot connect to PostgreSQL: the URL names no host".to_string(),
-            hosts => format!("cannot connect to PostgreSQL at {hosts}"),
-        };
+        let hosts = endpoints(&config);
+        if hosts.is_empty() {
+            // Known before any connection is tried: the URL is incomplete.
+            return Err(Error::Usage(format!(
+                "connection `{}`: names no host; write postgres://USER@HOST[:PORT]/DATABASE (or ?host=/run/postgresql for a socket)",
+                redact(url)
+            )));
+        }
+        let context = format!("cannot connect to PostgreSQL at {hosts}");
         let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
         let fail = |e: postgres::Error| Error::db(context.clone(), scrub_password(db_error(e), password.as_deref()));
         // As libpq: connect_timeout bounds each host's whole connection

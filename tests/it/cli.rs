@@ -454,6 +454,34 @@ fn environments_are_chosen_with_e_and_checked() {
     assert!(env_db.exists());
 }
 
+/// A `conf.d/prod.yaml` that is a link to a missing file was skipped, so
+/// `DATABASE_URL` chose the database and `ff` migrated it; `prod.yml` was
+/// skipped without a word.
+#[test]
+fn an_environment_file_that_cannot_be_read_is_an_error_and_lookalikes_are_named() {
+    let p = Sandbox::fixture("portable");
+    std::fs::create_dir_all(p.path().join("conf.d")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/prod.yaml", p.path().join("conf.d/prod.yaml")).unwrap();
+    let elsewhere = p.path().join("elsewhere.db");
+    let run = |args: &[&str]| {
+        let out = p.command(None, args).env("DATABASE_URL", format!("sqlite:///{}", elsewhere.display())).output();
+        let out = out.unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&["ff"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("conf.d/prod.yaml: cannot be read"), "{stderr}");
+    assert!(!elsewhere.exists(), "migrated the database DATABASE_URL names");
+    std::fs::remove_file(p.path().join("conf.d/prod.yaml")).unwrap();
+    p.write("conf.d/prod.yml", "connection: \"sqlite:///prod.db\"\n");
+    let (code, stderr) = run(&["status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("conf.d/prod.yml: ignored: environments are files ending in lowercase `.yaml`"),
+        "{stderr}"
+    );
+}
+
 /// `schema` places the state tables in a PostgreSQL schema; elsewhere it
 /// does nothing, which is said rather than left to surprise.
 #[test]
@@ -701,6 +729,11 @@ fn unencoded_passwords_are_refused_and_never_shown() {
     // Otherwise malformed: said in words, not in the driver's internals.
     let run = p.run_with(Some("mysql://root:S3cret@127.0.0.1:notaport/db"), &["status"]);
     refused_unshown(&run, &["S3cret", "ParseError"]).stderr_has("not a valid URL: invalid port number");
+    // With the `@host` forgotten, the driver took the password for a port
+    // and the error quoted the URL; a bare password is no URL at all.
+    for url in ["postgres://app:S3cret/db", "mysql://root:S3cret/db", "mariadb://root:S3cret:3306/db", "S3cret"] {
+        refused_unshown(&p.run_with(Some(url), &["status"]), &["S3cret"]);
+    }
     // Percent-encoded, the same passwords reach the connect.
     for (url, engine) in [
         ("postgres://u:S3cr%40t%2F%3F%23@127.0.0.1:1/db?connect_timeout=1", "PostgreSQL"),
@@ -709,6 +742,15 @@ fn unencoded_passwords_are_refused_and_never_shown() {
         let run = p.run_with(Some(url), &["status"]);
         run.code(1).stderr_has(&format!("cannot connect to {engine} at 127.0.0.1:1"));
         assert!(!run.stderr.contains("S3cr"), "{}", run.stderr);
+    }
+}
+
+/// Known before connecting, so a usage error (exit 2), not a failed connection (1).
+#[test]
+fn a_postgres_url_without_a_host_is_a_usage_error() {
+    let p = Sandbox::fixture("portable");
+    for url in ["postgres://app:S3cret@", "postgres://app:S3cret@/db"] {
+        refused_unshown(&p.run_with(Some(url), &["status"]), &["S3cret"]).stderr_has("names no host");
     }
 }
 
