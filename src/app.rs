@@ -215,6 +215,9 @@ pub struct Workspace {
     pub migrations: Vec<Migration>,
     pub config: Config,
     pub location: Location,
+    /// The config file the connection URL came from (None: `--conn`,
+    /// `DATABASE_URL` or an embedding service).
+    pub connection_from: Option<PathBuf>,
     pub actor: Actor,
     /// Stops a run part-way when asked (see `crate::interrupt`).
     pub interrupt: Interrupt,
@@ -231,6 +234,8 @@ impl Workspace {
                 message: format!("`connection`: {error}"),
             });
         }
+        // Errors in a URL from the config name the file, as other config errors do.
+        let connection_from = config.source.clone().filter(|_| conn.is_none() && config.connection.is_some());
         let url = conn
             .map(str::to_string)
             .or_else(|| config.connection.clone())
@@ -241,7 +246,7 @@ impl Workspace {
                     root.join(crate::config::CONF_DIR).display()
                 ))
             })?;
-        let location = Location::parse(&url, root)?;
+        let location = Location::parse(&url, root).map_err(|e| in_config(e, connection_from.as_deref()))?;
         if let (Some(schema), Some(source)) = (&config.schema, &config.source) {
             if location.dialect() != Dialect::Postgres {
                 out.warn(&format!(
@@ -257,6 +262,7 @@ impl Workspace {
             migrations,
             config,
             location,
+            connection_from,
             actor: Actor::current(),
             interrupt: Interrupt::default(),
         })
@@ -268,7 +274,7 @@ impl Workspace {
 
     /// Connects; `write` false never creates a database file.
     pub fn connect(&self, write: bool) -> Result<Box<dyn Backend>, Error> {
-        connect(&self.location, &self.settings(), write)
+        connect(&self.location, &self.settings(), write).map_err(|e| in_config(e, self.connection_from.as_deref()))
     }
 
     /// Connects to plan, never creating a database file. True with it: the
@@ -743,6 +749,15 @@ struct Resolved {
     settled_row: Option<PhaseState>,
     log: LogEntry,
     what: String,
+}
+
+/// A usage error about the connection URL, said of the config file it
+/// came from when it came from one.
+fn in_config(error: Error, config_file: Option<&Path>) -> Error {
+    match (error, config_file) {
+        (Error::Usage(message), Some(path)) => Error::Config { path: path.display().to_string(), message },
+        (error, _) => error,
+    }
 }
 
 /// The version a TARGET names; a release is not enough here.

@@ -715,7 +715,9 @@ fn unencoded_passwords_are_refused_and_never_shown() {
     let advice = "which must be percent-encoded: `@` as %40, `/` as %2F, `?` as %3F, `#` as %23";
     p.write("conf.d/dev.yaml", "connection: \"mysql://app:${PYGRATE_TEST_DBPASS}@127.0.0.1:3306/app\"\n");
     let run = Run::from(p.command(None, &["status"]).env("PYGRATE_TEST_DBPASS", "Xy/9k+Q=").output().unwrap());
-    refused_unshown(&run, &["Xy/9k"]).stderr_has("`mysql://app:***@127.0.0.1:3306/app`").stderr_has(advice);
+    refused_unshown(&run, &["Xy/9k"])
+        .stderr_has("conf.d/dev.yaml: connection `mysql://app:***@127.0.0.1:3306/app`")
+        .stderr_has(advice);
     p.write("conf.d/dev.yaml", "connection: \"postgres://app:${PYGRATE_TEST_UNSET_VAR:-dfl/t}@127.0.0.1:1/app\"\n");
     refused_unshown(&p.run_with(None, &["status"]), &["dfl"]).stderr_has(advice);
     for (url, secrets) in [
@@ -733,6 +735,9 @@ fn unencoded_passwords_are_refused_and_never_shown() {
     // and the error quoted the URL; a bare password is no URL at all.
     for url in ["postgres://app:S3cret/db", "mysql://root:S3cret/db", "mariadb://root:S3cret:3306/db", "S3cret"] {
         refused_unshown(&p.run_with(Some(url), &["status"]), &["S3cret"]);
+        // Found when connecting, an error in the config's URL names the file too.
+        p.write("conf.d/dev.yaml", &format!("connection: \"{url}\"\n"));
+        refused_unshown(&p.run_with(None, &["status"]), &["S3cret"]).stderr_has("conf.d/dev.yaml: connection");
     }
     // Percent-encoded, the same passwords reach the connect.
     for (url, engine) in [
