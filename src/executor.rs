@@ -266,6 +266,9 @@ struct Group {
     stopped_by_error: bool,
     /// `Started` was already reported for that step.
     announced: bool,
+    /// How that step failed, and when it started: a stop asked for
+    /// meanwhile means it will not run again, so this is its report.
+    failed: Option<(SectionError, Instant)>,
 }
 
 impl Executor<'_, '_> {
@@ -353,6 +356,11 @@ impl Executor<'_, '_> {
                 if !group.stopped_by_error {
                     continue;
                 }
+                if let (Some(_), Some((failed, started)), Some(stopped)) =
+                    (self.interrupted(), group.failed, steps.get(next))
+                {
+                    return Err(self.failure(stopped, failed.at, *failed.error, started, ROLLED_BACK.to_string()));
+                }
                 announced = group.announced;
             }
             let Some(prepared) = steps.get(next) else { break };
@@ -408,10 +416,10 @@ impl Executor<'_, '_> {
         let opening = self.backend.reset_session().and_then(|()| self.backend.begin());
         if opening.and_then(|()| self.backend.apply_timeouts(true)).is_err() {
             let _ = self.backend.rollback();
-            return Group { committed: 0, stopped_by_error: true, announced: false };
+            return Group { committed: 0, stopped_by_error: true, announced: false, failed: None };
         }
         let mut elapsed = Vec::new();
-        let mut stopped_by_error = false;
+        let mut failed = None;
         for p in steps.iter().take_while(|p| grouped(p)) {
             if (opened.elapsed() >= self.commit_window && !elapsed.is_empty()) || self.interrupted().is_some() {
                 break;
@@ -425,8 +433,8 @@ impl Executor<'_, '_> {
             let ran = self.cancellable(|e, interrupt| {
                 e.backend.run_nested(&section, &mut statement_events(p, interrupt, on_event))
             });
-            if ran.is_err() {
-                stopped_by_error = true;
+            if let Err(error) = ran {
+                failed = Some((error, started));
                 break;
             }
             elapsed.push(started.elapsed());
@@ -434,13 +442,14 @@ impl Executor<'_, '_> {
         if self.backend.commit().is_err() {
             // Nothing of the group is applied; its first step runs on its own.
             let _ = self.backend.rollback();
-            return Group { committed: 0, stopped_by_error: true, announced: true };
+            return Group { committed: 0, stopped_by_error: true, announced: true, failed: None };
         }
         for (p, elapsed) in steps.iter().zip(&elapsed) {
             let statements = p.statements.len();
             on_event(Event::Done { step: &p.step, statements, resumed_after: 0, elapsed: *elapsed });
         }
-        Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error }
+        let stopped_by_error = failed.is_some();
+        Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error, failed }
     }
 
     /// The section, its state row and its log row in one transaction. A
@@ -479,8 +488,7 @@ impl Executor<'_, '_> {
             if self.retry_after(&mut attempt, &failed.error, on_retry) {
                 continue;
             }
-            let aftermath = "the transaction was rolled back: nothing of this section was applied".to_string();
-            return Err(self.failure(p, failed.at, *failed.error, started, aftermath));
+            return Err(self.failure(p, failed.at, *failed.error, started, ROLLED_BACK.to_string()));
         }
     }
 
@@ -754,6 +762,9 @@ impl Executor<'_, '_> {
         }))
     }
 }
+
+/// What became of an atomic section that failed.
+const ROLLED_BACK: &str = "the transaction was rolled back: nothing of this section was applied";
 
 /// Why the failing statement of a section is not named, for the user.
 fn unlocated_reason(why: Unlocated) -> &'static str {

@@ -281,6 +281,11 @@ fn a_stop_signal_cancels_the_statement_and_records_where_it_stopped(db: &TestDb)
         let said =
             if tracked || db.engine == Engine::Postgres { "pygrate was stopped (SIGINT)" } else { "rolled back" };
         assert!(stderr.contains("pygrate: SIGINT") && stderr.contains(said), "{marker}: {stderr}");
+        // Where statements go one by one, the report names the one stopped
+        // (SQLite's shared transaction said only "cancelled and rolled back").
+        if tracked || db.engine == Engine::Sqlite {
+            assert!(stderr.contains("v001-slow.sql:3: add r1/v001-slow"), "{marker}: {stderr}");
+        }
         if tracked {
             assert_eq!(state(&db), ["r1/v001-slow add failed"], "{marker}: {stderr}");
             // Going on is the first advice: a stopped phase needs no settling.
