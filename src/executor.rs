@@ -699,7 +699,11 @@ impl Executor<'_, '_> {
 
     fn log_entry(&self, step: &Step<'_>, outcome: &str, started: Instant, detail: Option<String>) -> LogEntry {
         let phase = step.action.phase();
-        let (checksum, _) = current_checksums(step.migration, phase);
+        // The text that runs: a rollback runs the rollback section.
+        let checksum = match (step.action, current_checksums(step.migration, phase)) {
+            (Action::Apply(_), (forward, _)) => Some(forward),
+            (Action::Rollback(_), (_, rollback)) => rollback,
+        };
         LogEntry {
             at: now_utc(),
             by: self.actor.by(),
@@ -711,7 +715,7 @@ impl Executor<'_, '_> {
             version: step.id().version.clone(),
             phase: phase.name().to_string(),
             outcome: outcome.to_string(),
-            checksum: Some(checksum),
+            checksum,
             old_checksum: None,
             duration_ms: elapsed_ms(started),
             detail,

@@ -110,6 +110,14 @@ fn rollbacks_follow_the_lanes_and_the_release_guard(db: &TestDb) {
     p.run(db, &["rollback_simdrop", "r2"]).ok();
     p.run(db, &["rollback_add", "r2/v001-orders"]).ok();
     assert!(!db.table_exists("orders"));
+    // The log names the text that ran: the rollback section's, not add's.
+    let of_orders_add = "version_name = 'v001-orders' AND phase = 'add'";
+    let logged =
+        db.query_strings(&format!("SELECT checksum FROM pygrate_log WHERE operation = 'rollback' AND {of_orders_add}"));
+    let state_sums =
+        db.query_strings(&format!("SELECT rollback_checksum, checksum FROM pygrate_state WHERE {of_orders_add}"));
+    assert_eq!(logged[0][0], state_sums[0][0], "rollback row");
+    assert_ne!(logged[0][0], state_sums[0][1]);
     // Now r1 is the newest release with state. rollback_simdrop V: refused
     // while a later version's simdrop is applied.
     p.run(db, &["rollback_simdrop", "r1/v001"])
