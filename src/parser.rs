@@ -100,12 +100,17 @@ impl Migration {
     /// (an unterminated literal, a COMMIT in a transactional section), for
     /// when the project's dialect is unknown.
     pub fn statement_errors_in_every_dialect(&self) -> Vec<FileError> {
-        let lines = |dialect| -> Vec<Option<usize>> { self.statement_errors(dialect).iter().map(|e| e.line).collect() };
-        let (sqlite, mysql) = (lines(Dialect::Sqlite), lines(Dialect::Mysql));
-        self.statement_errors(Dialect::Postgres)
-            .into_iter()
-            .filter(|e| sqlite.contains(&e.line) && mysql.contains(&e.line))
-            .collect()
+        // Splitting is most of the work: a dialect is asked only while
+        // errors remain that every dialect so far agrees on.
+        let mut errors = self.statement_errors(Dialect::Postgres);
+        for dialect in [Dialect::Sqlite, Dialect::Mysql] {
+            if errors.is_empty() {
+                break;
+            }
+            let lines: Vec<Option<usize>> = self.statement_errors(dialect).iter().map(|e| e.line).collect();
+            errors.retain(|e| lines.contains(&e.line));
+        }
+        errors
     }
 
     pub fn sections(&self) -> impl Iterator<Item = &Section> {
@@ -374,6 +379,22 @@ mod tests {
         assert_eq!(m.section(SectionKind::Drop).map(|s| s.body.as_str()), Some("DROP TABLE x;\n"));
         assert_eq!(m.section(SectionKind::RollbackAdd).map(|s| s.marker_line), Some(8));
         assert!(m.section(SectionKind::Simdrop).is_none());
+    }
+
+    /// Without a dialect, only what fails in all three is an error, whichever
+    /// dialect is clean: PostgreSQL (a dollar quote), MySQL (a backslash
+    /// escape) or none (an unterminated literal, a COMMIT).
+    #[test]
+    fn errors_in_every_dialect_are_those_all_three_agree_on() {
+        let lines = |text: &str| -> Vec<Option<usize>> {
+            parse_str(text)
+                .map(|m| m.statement_errors_in_every_dialect().iter().map(|e| e.line).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(lines("-- @add\nSELECT $$it's$$;\n"), []);
+        assert_eq!(lines("-- @add\nSELECT 'it\\'s';\n"), []);
+        assert_eq!(lines("-- @add\nSELECT 1;\nSELECT 'abc;\n"), [Some(3)]);
+        assert_eq!(lines("-- @add\nSELECT 1;\nCOMMIT;\n"), [Some(3)]);
     }
 
     #[test]
