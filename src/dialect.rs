@@ -32,6 +32,12 @@ impl Dialect {
         matches!(self, Dialect::Mysql)
     }
 
+    /// `/*! … */` (and MariaDB's `/*M! … */`) holds SQL that the server runs:
+    /// mysqldump writes whole statements that way.
+    pub fn executable_comments(self) -> bool {
+        matches!(self, Dialect::Mysql)
+    }
+
     /// `/* /* … */ */` nests.
     pub fn nested_block_comments(self) -> bool {
         matches!(self, Dialect::Postgres)

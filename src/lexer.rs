@@ -29,6 +29,9 @@ pub enum TokenKind {
     LineComment,
     /// `/* … */`.
     BlockComment,
+    /// MySQL's `/*! … */` and MariaDB's `/*M! … */`: code, not a comment, as
+    /// the server runs its text. One token: the splitter never cuts inside.
+    ExecutableComment,
     /// A run of ASCII whitespace (space, `\t`, `\n`, `\r`, `\x0b`, `\x0c`).
     Whitespace,
 }
@@ -166,6 +169,15 @@ impl<'a> Lexer<'a> {
             }
             b'#' if dialect.hash_comments() => (TokenKind::LineComment, self.line_comment_end(start)),
             b'/' if next == Some(b'*') => match self.block_comment_end(start) {
+                Some(end)
+                    if dialect.executable_comments()
+                        && self
+                            .text
+                            .get(start + 2..)
+                            .is_some_and(|rest| rest.starts_with('!') || rest.starts_with("M!")) =>
+                {
+                    (TokenKind::ExecutableComment, end)
+                }
                 Some(end) => (TokenKind::BlockComment, end),
                 None => return Err(self.error("block comment", "/*")),
             },

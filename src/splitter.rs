@@ -334,6 +334,37 @@ mod tests {
         assert_eq!(stmts(text, Dialect::Postgres).len(), 1, "PostgreSQL reads `--1);` as a comment");
     }
 
+    /// MySQL runs the text of `/*! … */` and `/*M! … */`: mysqldump writes
+    /// whole statements that way, and they were dropped as comments while
+    /// the phase was recorded applied. Elsewhere they are comments.
+    #[test]
+    fn mysql_executable_comments_are_statements() {
+        let text = "/*!40101 SET @m = @@sql_mode */;\n/*M!100100 SET @x = 1; */;\n/* plain */;\nCREATE TABLE p (id INT) /*!50100 PARTITION BY HASH(id) */;";
+        assert_eq!(
+            stmts(text, Dialect::Mysql),
+            vec![
+                ("/*!40101 SET @m = @@sql_mode */", 10),
+                ("/*M!100100 SET @x = 1; */", 11),
+                ("CREATE TABLE p (id INT) /*!50100 PARTITION BY HASH(id) */", 13)
+            ]
+        );
+        assert_eq!(
+            stmts(text, Dialect::Postgres),
+            vec![("CREATE TABLE p (id INT) /*!50100 PARTITION BY HASH(id) */", 13)]
+        );
+        let trigger = "DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER g BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.v = 1; END */;;\nDELIMITER ;\nINSERT INTO t (id) VALUES (1);";
+        assert_eq!(
+            stmts(trigger, Dialect::Mysql),
+            vec![
+                (
+                    "/*!50003 CREATE*/ /*!50003 TRIGGER g BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.v = 1; END */",
+                    11
+                ),
+                ("INSERT INTO t (id) VALUES (1)", 13)
+            ]
+        );
+    }
+
     #[test]
     fn chunks_without_code_are_not_statements() {
         all_dialects("", &[]);

@@ -672,6 +672,23 @@ fn tcp_timer(pid: u32, port: u16) -> Option<(&'static str, u64)> {
     })
 }
 
+/// mysqldump's `/*! … */` statements run on MySQL: they were dropped as
+/// comments, and the phase was recorded applied without them.
+#[test]
+fn mysql_executable_comments_run() {
+    let Some(db) = TestDb::create(Engine::Mysql) else { return };
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-dump.sql",
+        "-- @add\n/*!50003 CREATE TABLE t2 (id INT) */;\nCREATE TABLE tt (id INT, v INT);\nDELIMITER ;;\n\
+         /*!50003 CREATE*/ /*!50003 TRIGGER trg BEFORE INSERT ON tt FOR EACH ROW SET NEW.v = 7 */;;\nDELIMITER ;\n\
+         INSERT INTO tt (id) VALUES (1);\n-- @rollback_add\nDROP TABLE tt;\nDROP TABLE t2;\n",
+    );
+    p.run_with(Some(&db.url), &["add"]).ok().stdout_has("4 statements");
+    assert!(db.table_exists("t2"));
+    assert_eq!(db.query_i64("SELECT v FROM tt"), 7);
+}
+
 crate::on_every_engine!(
     a_resumed_section_runs_where_its_first_statements_put_it,
     a_section_that_sets_a_role_still_records_its_state,
