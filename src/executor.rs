@@ -551,6 +551,15 @@ impl Executor<'_, '_> {
         let running = self.progress_row(step, p, first, Status::Running, None);
         self.backend.record(&running, None, false, wrap).map_err(context)?;
         let mut open = wrap;
+        // Inside a transaction the section began itself, progress is not
+        // recorded: that transaction's rollback would take the record with
+        // it. `done` counts what is recorded, and so will stay.
+        let own = if p.no_transaction {
+            crate::splitter::open_transactions(&p.statements, dialect)
+        } else {
+            vec![None; total]
+        };
+        let mut done = first;
         for (i, statement) in p.statements.iter().enumerate().skip(first) {
             on_event(Event::Statement { step, statement });
             let mut attempt = 0;
@@ -563,17 +572,22 @@ impl Executor<'_, '_> {
                         }
                         Err(Counted::Statement(not_run(&why)))
                     }
-                    None => self.run_counted(p, i, wrap, &mut open, started),
+                    None => self.run_counted(p, i, wrap, &mut open, own[i].is_some(), started),
                 };
                 match ran {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if own[i].is_none() {
+                            done = i + 1;
+                        }
+                        break;
+                    }
                     Err(Counted::Opening(e)) => return Err(context(e)),
                     Err(Counted::Recording(e)) => {
                         let _ = self.backend.rollback();
                         let rest = if i + 1 < total { ", run the statements after it by hand" } else { "" };
                         let aftermath = format!(
                             "statement {} of {total} ran, but recording it failed, so the phase stays marked running \
-                             with {i} done. Once the cause is fixed: if the statement's work is in the database (DDL \
+                             with {done} done. Once the cause is fixed: if the statement's work is in the database (DDL \
                              and no-transaction statements commit on their own){rest}, settle it: pygrate resolve {} {} \
                              --as applied; else run `pygrate {} {}` again to resume at it",
                             i + 1,
@@ -588,10 +602,18 @@ impl Executor<'_, '_> {
                         let on_retry = |attempt, pause| {
                             on_event(Event::Retry { of: Retried::Step(step), attempt, pause, error: &error });
                         };
-                        if self.retry_after(&mut attempt, &error, on_retry) {
+                        // The section's own transaction, open when the
+                        // statement failed, is rolled back: the failed row
+                        // is written outside it, and what it did is undone.
+                        // Nor is the statement retried alone inside it.
+                        let began = i.checked_sub(1).and_then(|before| own[before]);
+                        if began.is_none() && self.retry_after(&mut attempt, &error, on_retry) {
                             continue;
                         }
-                        let row = self.progress_row(step, p, i, Status::Failed, Some(error.to_string()));
+                        if began.is_some() {
+                            let _ = self.backend.execute("ROLLBACK");
+                        }
+                        let row = self.progress_row(step, p, done, Status::Failed, Some(error.to_string()));
                         // A DDL statement of a killed run may have completed
                         // without being counted: running it again fails.
                         // Not when this run's stop cancelled it: then it did not complete.
@@ -611,11 +633,20 @@ impl Executor<'_, '_> {
                             };
                         // A stopped run's statement needs no fixing.
                         let go_on = if stopped { "Run" } else { "Fix the statement, then run" };
+                        let undone = match began.and_then(|b| p.statements.get(b)) {
+                            Some(begin) => format!(
+                                "The transaction the section began at line {} was rolled back, with statements {} to \
+                                 {i}. ",
+                                begin.line,
+                                done + 1
+                            ),
+                            None => String::new(),
+                        };
                         let aftermath = match self.backend.save_phase(&row) {
                             Ok(()) => format!(
-                                "{i} of {total} statement(s) completed and stay applied; the phase is marked failed. \
-                                 {go_on} `pygrate {} {}` again to resume at it, or settle it: pygrate resolve {} {} \
-                                 --as applied|pending",
+                                "{undone}{done} of {total} statement(s) completed and stay applied; the phase is marked \
+                                 failed. {go_on} `pygrate {} {}` again to resume there, or settle it: pygrate resolve \
+                                 {} {} --as applied|pending",
                                 step.action,
                                 step.id(),
                                 step.id(),
@@ -641,6 +672,7 @@ impl Executor<'_, '_> {
         i: usize,
         wrap: bool,
         open: &mut bool,
+        in_own_transaction: bool,
         started: Instant,
     ) -> Result<(), Counted> {
         let last = i + 1 == p.statements.len();
@@ -660,6 +692,8 @@ impl Executor<'_, '_> {
         let recorded = if last {
             let (settled, log) = self.settled(&p.step, started);
             self.backend.record(&settled, Some(&log), wrap, false)
+        } else if in_own_transaction {
+            Ok(())
         } else {
             let row = self.progress_row(&p.step, p, i + 1, Status::Running, None);
             self.backend.record(&row, None, wrap, wrap)

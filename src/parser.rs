@@ -8,7 +8,7 @@ use crate::error::FileError;
 use crate::lexer::{Lexer, TokenKind};
 use crate::phase::{Phase, SectionKind};
 use crate::project::VersionId;
-use crate::splitter::{split, Statement};
+use crate::splitter::{open_transactions, split, Statement};
 use crate::text::closest;
 
 pub const NO_TRANSACTION: &str = "no-transaction";
@@ -40,18 +40,23 @@ impl Section {
     /// unterminated literal or comment (at the line where it opened), and
     /// transaction control in a section pygrate runs in its own transaction
     /// (or, on MySQL, each statement's): the author's COMMIT would end it
-    /// early and leave the state row outside it.
+    /// early and leave the state row outside it; a `no-transaction` section
+    /// that ends inside a transaction it began; and on MySQL the statements
+    /// that would keep pygrate from writing its state (`LOCK TABLES`,
+    /// `FLUSH … WITH READ LOCK`, `SET autocommit`).
     pub fn statements(&self, path: &Path, dialect: Dialect) -> Result<Vec<Statement<'_>>, Vec<FileError>> {
         let statements =
             split(&self.body, self.body_line(), dialect).map_err(|e| vec![FileError::new(path, e.line, e.message)])?;
-        if self.no_transaction {
-            return Ok(statements);
-        }
-        let errors: Vec<FileError> = statements
-            .iter()
-            .filter_map(|statement| {
-                let control = statement.transaction_control(dialect)?;
-                Some(FileError::new(
+        let mut errors = Vec::new();
+        for statement in &statements {
+            if let Some(why) = statement.locks_out_the_state(dialect) {
+                errors.push(FileError::new(path, statement.line, why));
+            }
+            if self.no_transaction {
+                continue;
+            }
+            if let Some(control) = statement.transaction_control(dialect) {
+                errors.push(FileError::new(
                     path,
                     statement.line,
                     format!(
@@ -59,9 +64,19 @@ impl Section {
                          remove it, or mark the section `-- @{} no-transaction` to manage transactions yourself",
                         self.kind.name()
                     ),
-                ))
-            })
-            .collect();
+                ));
+            }
+        }
+        // The state row that records the section must not be written inside
+        // the section's own transaction, where a rollback would take it too.
+        let unclosed = self.no_transaction.then(|| open_transactions(&statements, dialect).last().copied().flatten());
+        if let Some(begun) = unclosed.flatten().and_then(|i| statements.get(i)) {
+            errors.push(FileError::new(
+                path,
+                begun.line,
+                "a transaction begins here and the section ends inside it: end it with COMMIT",
+            ));
+        }
         if errors.is_empty() {
             Ok(statements)
         } else {
@@ -395,6 +410,31 @@ mod tests {
         assert_eq!(lines("-- @add\nSELECT 'it\\'s';\n"), []);
         assert_eq!(lines("-- @add\nSELECT 1;\nSELECT 'abc;\n"), [Some(3)]);
         assert_eq!(lines("-- @add\nSELECT 1;\nCOMMIT;\n"), [Some(3)]);
+    }
+
+    /// A `no-transaction` section that ends inside a transaction it began
+    /// would have pygrate's `applied` row written inside it, to be lost with
+    /// it: a format error at the line that began it.
+    #[test]
+    fn a_no_transaction_section_must_end_its_own_transaction() {
+        let statement_errors = |text: &str, dialect| -> Vec<String> {
+            parse_str(text)
+                .map(|m| m.statement_errors(dialect).iter().map(ToString::to_string).collect())
+                .unwrap_or_default()
+        };
+        let open = "-- @add no-transaction\nINSERT INTO a VALUES (1);\nBEGIN;\nINSERT INTO a VALUES (2);\n";
+        assert_eq!(
+            statement_errors(open, Dialect::Postgres),
+            ["r1/v1.sql:3: a transaction begins here and the section ends inside it: end it with COMMIT"]
+        );
+        assert_eq!(statement_errors(&format!("{open}COMMIT;\n"), Dialect::Postgres), Vec::<String>::new());
+        let locked = "-- @add\nLOCK TABLES a WRITE;\nINSERT INTO a VALUES (1);\nUNLOCK TABLES;\n";
+        let errors = statement_errors(locked, Dialect::Mysql);
+        assert!(
+            errors.len() == 1 && errors[0].starts_with("r1/v1.sql:2: `LOCK TABLES` keeps this session"),
+            "{errors:?}"
+        );
+        assert_eq!(statement_errors(locked, Dialect::Sqlite).len(), 0, "a SQLite error at run time, not pygrate's");
     }
 
     #[test]

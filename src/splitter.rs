@@ -31,12 +31,105 @@ impl Statement<'_> {
     pub fn transaction_control(&self, dialect: Dialect) -> Option<&str> {
         let mut words = Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
         let first = words.next()?;
+        let second = words.next();
         // ABORT is PostgreSQL's ROLLBACK; XA and PREPARE TRANSACTION are
-        // two-phase commit (MySQL, PostgreSQL).
-        let control = first.is_any_word(&["BEGIN", "COMMIT", "ROLLBACK", "ABORT", "END", "SAVEPOINT", "RELEASE", "XA"])
-            || (first.is_any_word(&["START", "PREPARE"]) && words.next().is_some_and(|t| t.is_word("TRANSACTION")));
+        // two-phase commit (MySQL, PostgreSQL). MariaDB's `BEGIN NOT ATOMIC`
+        // opens a compound statement, not a transaction.
+        let block = first.is_word("BEGIN") && second.is_some_and(|t| t.is_any_word(&["NOT", "ATOMIC"]));
+        let control = !block
+            && first.is_any_word(&["BEGIN", "COMMIT", "ROLLBACK", "ABORT", "END", "SAVEPOINT", "RELEASE", "XA"])
+            || (first.is_any_word(&["START", "PREPARE"]) && second.is_some_and(|t| t.is_word("TRANSACTION")));
         control.then_some(first.text)
     }
+
+    /// Whether the statement begins or ends a transaction of its own: for
+    /// `no-transaction` sections, which may (SPEC 9 records their progress
+    /// statement by statement, which cannot happen inside one).
+    pub fn transaction_move(&self, dialect: Dialect) -> TransactionMove {
+        let words: Vec<Token<'_>> =
+            Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).take(4).collect();
+        let word = |i: usize, w: &str| words.get(i).is_some_and(|t| t.is_word(w));
+        let any = |w: &str| words.iter().any(|t| t.is_word(w));
+        if word(0, "BEGIN") && !word(1, "NOT") && !word(1, "ATOMIC")
+            || word(0, "START") && word(1, "TRANSACTION")
+            || word(0, "XA") && word(1, "START")
+        {
+            return TransactionMove::Begins;
+        }
+        // `COMMIT AND CHAIN` begins the next one at once; `ROLLBACK TO` a
+        // savepoint stays inside; MySQL's `END` closes a block, not a transaction.
+        let chains = any("CHAIN") && !any("NO");
+        let ends = word(0, "COMMIT") && !chains
+            || word(0, "ROLLBACK") && !any("TO") && !chains
+            || word(0, "END") && dialect != Dialect::Mysql
+            || word(0, "ABORT")
+            || word(0, "PREPARE") && word(1, "TRANSACTION")
+            || word(0, "XA") && (word(1, "COMMIT") || word(1, "ROLLBACK"));
+        if ends {
+            TransactionMove::Ends
+        } else {
+            TransactionMove::Neither
+        }
+    }
+
+    /// Why the statement cannot run under pygrate at all, on MySQL: it would
+    /// keep pygrate from writing the state row that records it.
+    pub fn locks_out_the_state(&self, dialect: Dialect) -> Option<&'static str> {
+        if dialect != Dialect::Mysql {
+            return None;
+        }
+        let words: Vec<Token<'_>> =
+            Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).collect();
+        let first = words.first()?;
+        if first.is_word("LOCK") && words.get(1).is_some_and(|t| t.is_any_word(&["TABLE", "TABLES"])) {
+            return Some(
+                "`LOCK TABLES` keeps this session from every table it does not name, pygrate's state table \
+                 included, so the statement's progress could not be recorded: leave it out (ALTER TABLE and other \
+                 DDL lock what they change), or run this step by hand and settle it with `pygrate resolve`",
+            );
+        }
+        if first.is_word("FLUSH") && words.windows(2).any(|w| w[0].is_word("READ") && w[1].is_word("LOCK")) {
+            return Some(
+                "`FLUSH TABLES … WITH READ LOCK` blocks every write, pygrate's state row included, so the \
+                 statement's progress could not be recorded: leave it out, or run this step by hand and settle it \
+                 with `pygrate resolve`",
+            );
+        }
+        if first.is_word("SET") && words.iter().any(|t| t.is_word("autocommit")) {
+            return Some(
+                "`SET autocommit` changes how pygrate's own state rows commit, so they could be lost with the \
+                 section's work: mark the section `no-transaction` and use START TRANSACTION … COMMIT instead",
+            );
+        }
+        None
+    }
+}
+
+/// How a statement moves a transaction that a `no-transaction` section
+/// manages itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMove {
+    Begins,
+    Ends,
+    Neither,
+}
+
+/// For each statement, the index of the statement that began the section's
+/// own transaction still open after it (None: none is open).
+pub fn open_transactions(statements: &[Statement<'_>], dialect: Dialect) -> Vec<Option<usize>> {
+    let mut open = None;
+    statements
+        .iter()
+        .enumerate()
+        .map(|(i, statement)| {
+            match statement.transaction_move(dialect) {
+                TransactionMove::Begins => open = open.or(Some(i)),
+                TransactionMove::Ends => open = None,
+                TransactionMove::Neither => {}
+            }
+            open
+        })
+        .collect()
 }
 
 /// The statements of `text`, whose first line is line `first_line` of its
@@ -384,6 +477,48 @@ mod tests {
         assert_eq!(heads[..6], control);
         assert_eq!(heads[6..13], [Some("ROLLBACK"), None, None, Some("START"), None, None, None]);
         assert_eq!(heads[13..], [Some("abort"), Some("PREPARE"), None, Some("XA"), None]);
+    }
+
+    /// MariaDB's anonymous block is not transaction control: it was refused
+    /// as "`BEGIN` in a transactional section".
+    #[test]
+    fn begin_not_atomic_is_a_block_not_a_transaction() {
+        let text = "DELIMITER //\nBEGIN NOT ATOMIC\n  SELECT 1;\nEND //";
+        let statements = split(text, 1, Dialect::Mysql).unwrap_or_default();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0].transaction_control(Dialect::Mysql), None);
+        assert_eq!(statements[0].transaction_move(Dialect::Mysql), TransactionMove::Neither);
+    }
+
+    /// Which transaction of its own a `no-transaction` section has open after
+    /// each statement: progress is recorded only outside one.
+    #[test]
+    fn own_transactions_open_and_close() {
+        let text = "INSERT INTO a VALUES (1);\nBEGIN;\nSAVEPOINT s;\nROLLBACK TO s;\nCOMMIT;\nSTART TRANSACTION;\n\
+                    COMMIT AND CHAIN;\nROLLBACK;\nbegin work;\nend;\nXA START 'x';\nXA END 'x';\nXA COMMIT 'x';";
+        let statements = split(text, 1, Dialect::Postgres).unwrap_or_default();
+        let open = open_transactions(&statements, Dialect::Postgres);
+        let b = Some(1);
+        let s = Some(5);
+        let w = Some(8);
+        let x = Some(10);
+        assert_eq!(open, [None, b, b, b, None, s, s, None, w, None, x, x, None]);
+        let mysql = split("START TRANSACTION;\nEND;\nCOMMIT;", 1, Dialect::Mysql).unwrap_or_default();
+        assert_eq!(open_transactions(&mysql, Dialect::Mysql), [Some(0), Some(0), None], "MySQL's END ends a block");
+    }
+
+    /// On MySQL, what would keep pygrate from writing the state row that
+    /// records a statement is refused before anything runs: `LOCK TABLES`
+    /// made every later state write fail, and the error named the marker.
+    #[test]
+    fn statements_that_lock_out_the_state_are_named_on_mysql() {
+        let text = "LOCK TABLES a WRITE;\nlock table a read;\nFLUSH TABLES WITH READ LOCK;\nSET autocommit = 0;\n\
+                    SET @@session.autocommit = 0;\nFLUSH TABLES;\nSET sql_mode = '';\nSELECT 'LOCK TABLES';";
+        let statements = split(text, 1, Dialect::Mysql).unwrap_or_default();
+        let refused: Vec<bool> = statements.iter().map(|s| s.locks_out_the_state(Dialect::Mysql).is_some()).collect();
+        assert_eq!(refused, [true, true, true, true, true, false, false, false]);
+        let pg = split("LOCK TABLE a IN ACCESS EXCLUSIVE MODE;", 1, Dialect::Postgres).unwrap_or_default();
+        assert_eq!(pg[0].locks_out_the_state(Dialect::Postgres), None, "PostgreSQL's LOCK TABLE locks one table");
     }
 
     #[test]

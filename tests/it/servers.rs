@@ -689,7 +689,45 @@ fn mysql_executable_comments_run() {
     assert_eq!(db.query_i64("SELECT v FROM tt"), 7);
 }
 
+/// A `no-transaction` section may run its own transaction. A statement
+/// failing inside it took pygrate's records along: the message said the
+/// statements before it stayed applied and the phase was marked failed,
+/// while the state still said `running` with fewer done, and the work it
+/// called applied was rolled back. Progress inside such a transaction is
+/// now recorded at its COMMIT, and a failure inside it rolls it back first.
+fn a_transaction_of_the_section_is_rolled_back_and_resumed_whole(db: &TestDb) {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-a.sql",
+        "-- @add\nCREATE TABLE a (id INTEGER PRIMARY KEY);\n-- @rollback_add\nDROP TABLE a;\n",
+    );
+    let own = |second: u32| {
+        format!(
+            "-- @add no-transaction\nINSERT INTO a VALUES (10);\nBEGIN;\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES \
+             ({second});\nCOMMIT;\n-- @rollback_add\nDELETE FROM a;\n"
+        )
+    };
+    p.write("releases/r1/v002-b.sql", &own(1));
+    p.run_with(Some(&db.url), &["add"])
+        .code(1)
+        .stderr_has("releases/r1/v002-b.sql:5: add r1/v002-b failed")
+        .stderr_has("The transaction the section began at line 3 was rolled back, with statements 2 to 3.")
+        .stderr_has("1 of 5 statement(s) completed and stay applied; the phase is marked failed");
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM a"), 1, "only the row before the transaction");
+    let row = db.query_strings("SELECT status, statements_done FROM pygrate_state WHERE version_name = 'v002-b'");
+    assert_eq!(row, vec![vec![Some("failed".to_string()), Some("1".to_string())]]);
+    assert_eq!(
+        db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE version_name = 'v002-b' AND outcome = 'failed'"),
+        1
+    );
+    p.write("releases/r1/v002-b.sql", &own(2));
+    p.run_with(Some(&db.url), &["add"]).ok();
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM a"), 3);
+    assert!(state(db).contains(&"r1/v002-b add applied".to_string()), "{:?}", state(db));
+}
+
 crate::on_every_engine!(
+    a_transaction_of_the_section_is_rolled_back_and_resumed_whole,
     a_resumed_section_runs_where_its_first_statements_put_it,
     a_section_that_sets_a_role_still_records_its_state,
     a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes,
