@@ -269,6 +269,10 @@ struct Group {
     /// How that step failed, and when it started: a stop asked for
     /// meanwhile means it will not run again, so this is its report.
     failed: Option<(SectionError, Instant)>,
+    /// Steps that had finished before it and were rolled back with it, as
+    /// SQLite rolls back the whole transaction of some interrupted
+    /// statements: the failed step is the one after them.
+    undone: usize,
 }
 
 impl Executor<'_, '_> {
@@ -357,9 +361,23 @@ impl Executor<'_, '_> {
                     continue;
                 }
                 if let (Some(_), Some((failed, started)), Some(stopped)) =
-                    (self.interrupted(), group.failed, steps.get(next))
+                    (self.interrupted(), group.failed, steps.get(next + group.undone))
                 {
-                    return Err(self.failure(stopped, failed.at, *failed.error, started, ROLLED_BACK.to_string()));
+                    let with_it: Vec<String> = steps[next..next + group.undone]
+                        .iter()
+                        .map(|p| format!("{} {}", p.step.action, p.step.id()))
+                        .collect();
+                    let aftermath = if with_it.is_empty() {
+                        ROLLED_BACK.to_string()
+                    } else {
+                        format!(
+                            "{ROLLED_BACK}, nor of {} that had finished before it in the same transaction (SQLite \
+                             rolls all of it back when a statement is interrupted); they are pending again: run the \
+                             command again to go on",
+                            with_it.join(", ")
+                        )
+                    };
+                    return Err(self.failure(stopped, failed.at, *failed.error, started, aftermath));
                 }
                 announced = group.announced;
             }
@@ -416,7 +434,7 @@ impl Executor<'_, '_> {
         let opening = self.backend.reset_session().and_then(|()| self.backend.begin());
         if opening.and_then(|()| self.backend.apply_timeouts(true)).is_err() {
             let _ = self.backend.rollback();
-            return Group { committed: 0, stopped_by_error: true, announced: false, failed: None };
+            return Group { committed: 0, stopped_by_error: true, announced: false, failed: None, undone: 0 };
         }
         let mut elapsed = Vec::new();
         let mut failed = None;
@@ -440,16 +458,22 @@ impl Executor<'_, '_> {
             elapsed.push(started.elapsed());
         }
         if self.backend.commit().is_err() {
-            // Nothing of the group is applied; its first step runs on its own.
+            // Nothing of the group is applied. Its first step runs on its own,
+            // unless a stop cancelled the step that failed: then that is the
+            // one to report.
             let _ = self.backend.rollback();
-            return Group { committed: 0, stopped_by_error: true, announced: true, failed: None };
+            let (failed, undone) = match failed {
+                Some(failed) if self.interrupted().is_some() => (Some(failed), elapsed.len()),
+                _ => (None, 0),
+            };
+            return Group { committed: 0, stopped_by_error: true, announced: true, failed, undone };
         }
         for (p, elapsed) in steps.iter().zip(&elapsed) {
             let statements = p.statements.len();
             on_event(Event::Done { step: &p.step, statements, resumed_after: 0, elapsed: *elapsed });
         }
         let stopped_by_error = failed.is_some();
-        Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error, failed }
+        Group { committed: elapsed.len(), stopped_by_error, announced: stopped_by_error, failed, undone: 0 }
     }
 
     /// The section, its state row and its log row in one transaction. A

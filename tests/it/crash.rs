@@ -453,7 +453,45 @@ fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
     assert_eq!(state(db), ["r1/v000-first add applied"]);
 }
 
+/// SQLite rolls back the whole transaction when some statements are
+/// interrupted (`CREATE TABLE … AS SELECT`): a stop then undid the sections
+/// that had finished before it in the shared transaction, and the report
+/// and the log row blamed the first of them. Now the one stopped is named,
+/// and so are those undone with it.
+fn a_stop_that_undoes_a_shared_transaction_names_what_it_undid(db: &TestDb) {
+    if db.engine != Engine::Sqlite {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-one.sql", "-- @add\nCREATE TABLE one (id INTEGER);\n");
+    let big = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000000000) SELECT x FROM n";
+    p.write("releases/r1/v002-big.sql", &format!("-- @add\nCREATE TABLE big AS {big};\n"));
+    let mut child =
+        p.command(Some(&db.url), &["-v", "ff"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines().map_while(Result::ok) {
+        if line.contains("CREATE TABLE big") {
+            break;
+        }
+    }
+    sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(1));
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(stderr.contains("v002-big.sql:2: add r1/v002-big"), "{stderr}");
+    let undone = "nor of add r1/v001-one, simdrop r1/v001-one, drop r1/v001-one that had finished before it";
+    assert!(stderr.contains(undone), "{stderr}");
+    assert_eq!(state(db), Vec::<String>::new(), "{stderr}");
+    let logged = db.query_strings("SELECT version_name, outcome FROM pygrate_log");
+    assert_eq!(logged, [[Some("v002-big".to_string()), Some("failed".to_string())]], "{stderr}");
+    p.write("releases/r1/v002-big.sql", "-- @add\nCREATE TABLE big (x INTEGER);\n");
+    p.run_with(Some(&db.url), &["ff"]).ok();
+    assert!(state(db).contains(&"r1/v002-big add applied".to_string()), "{:?}", state(db));
+    assert!(db.table_exists("one"));
+}
+
 crate::on_every_engine!(
+    a_stop_that_undoes_a_shared_transaction_names_what_it_undid,
     a_stop_between_statements_is_not_lost,
     a_stop_cancels_a_state_write_that_waits,
     a_stop_while_looking_for_the_failing_statement_blames_nothing_else,
