@@ -355,7 +355,8 @@ impl Workspace {
     }
 
     /// Plans without the lock first ("nothing to do" needs no lock, and a
-    /// refusal or a format error is reported before waiting for one), then
+    /// refusal or a format error is reported before waiting for one, unless
+    /// a phase is `running`, maybe by the pygrate holding the lock), then
     /// takes the lock, plans again on fresh state (another pygrate may have run
     /// while this one waited) and executes. `stand_in`: `backend` may be
     /// the in-memory stand-in of `connect_to_plan`, replaced before locking.
@@ -368,16 +369,21 @@ impl Workspace {
         dry_run: bool,
         out: &Output,
     ) -> Result<u8, Error> {
-        let (prepared, notes) = plan_of(lanes)?;
-        if dry_run {
-            print_plan(&prepared, &notes, lanes, out);
-            return Ok(0);
+        let unlocked = plan_of(lanes);
+        // A phase `running` may be another pygrate's, running it right now:
+        // a refusal it causes is decided under the lock, once that one is done.
+        let wait = !dry_run && matches!(unlocked, Err(Error::Refused(_))) && lanes.any_running();
+        if !wait {
+            let (prepared, notes) = unlocked?;
+            if dry_run {
+                print_plan(&prepared, &notes, lanes, out);
+                return Ok(0);
+            }
+            if prepared.is_empty() {
+                nothing_to_do(&notes, out);
+                return Ok(0);
+            }
         }
-        if prepared.is_empty() {
-            nothing_to_do(&notes, out);
-            return Ok(0);
-        }
-        drop(prepared);
         if stand_in {
             backend = self.connect(true)?;
         }

@@ -208,6 +208,11 @@ impl<'a> Lanes<'a> {
         Lanes { entries }
     }
 
+    /// Whether some phase is `running`: maybe by another pygrate right now.
+    pub fn any_running(&self) -> bool {
+        self.entries.iter().any(|e| Phase::ALL.into_iter().any(|p| e.cell(p) == Cell::Running))
+    }
+
     /// The versions a TARGET may name.
     pub fn ids(&self) -> impl Iterator<Item = &VersionId> + Clone {
         self.entries.iter().filter(|e| !e.is_removed_after_rollback()).map(|e| &e.id)

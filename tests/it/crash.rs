@@ -490,7 +490,40 @@ fn a_stop_that_undoes_a_shared_transaction_names_what_it_undid(db: &TestDb) {
     assert!(db.table_exists("one"));
 }
 
+/// A command refused on seeing a phase `running` that another pygrate was
+/// running at that moment: `rollback_add` exited 2 telling the operator to
+/// settle a phase in full flight. It now waits for the lock and decides on
+/// what the other left.
+fn a_phase_running_elsewhere_is_waited_for_not_refused(db: &TestDb) {
+    let sleep_sql = match db.engine {
+        Engine::Postgres => "SELECT pg_sleep(2)",
+        Engine::Mysql => "SELECT SLEEP(2)",
+        // A SQLite reader already waits: the running section holds the lock.
+        Engine::Sqlite => return,
+    };
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_wait: 30s\n", db.url));
+    p.write(
+        "releases/r1/v001-slow.sql",
+        &format!(
+            "-- @add no-transaction\nCREATE TABLE t (id INTEGER);\n{sleep_sql};\nINSERT INTO t VALUES (1);\n\
+             -- @rollback_add\nDROP TABLE t;\n"
+        ),
+    );
+    let mut child = p.command(None, &["add"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state(db).contains(&"r1/v001-slow add running".to_string()) {
+        assert!(Instant::now() < deadline, "the add never ran");
+        sleep(Duration::from_millis(20));
+    }
+    p.run_with(None, &["rollback_add", "r1/v001-slow"]).ok();
+    assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(0));
+    assert_eq!(state(db), ["r1/v001-slow add rolled_back"]);
+    assert!(!db.table_exists("t"));
+}
+
 crate::on_every_engine!(
+    a_phase_running_elsewhere_is_waited_for_not_refused,
     a_stop_that_undoes_a_shared_transaction_names_what_it_undid,
     a_stop_between_statements_is_not_lost,
     a_stop_cancels_a_state_write_that_waits,
