@@ -646,8 +646,10 @@ impl Executor<'_, '_> {
                             if i == first && !stopped && step.resume.as_ref().is_some_and(|r| r.interrupted) {
                                 format!(
                                 "this statement was running when an earlier run of this phase stopped, and may have \
-                                 completed then (the server finishes a statement whose client is gone): if it did, run \
-                                 the section's remaining statements by hand and settle it: pygrate resolve {} {} --as \
+                                 completed then (a server may finish a statement whose client is gone) or left part \
+                                 of its work behind (PostgreSQL's CREATE INDEX CONCURRENTLY, cancelled, leaves an \
+                                 INVALID index: drop it, then run the phase again). If it completed, run the \
+                                 section's remaining statements by hand and settle it: pygrate resolve {} {} --as \
                                  applied. ",
                                 step.id(),
                                 step.action.phase()
@@ -655,8 +657,9 @@ impl Executor<'_, '_> {
                             } else {
                                 String::new()
                             };
-                        // A stopped run's statement needs no fixing.
-                        let go_on = if stopped { "Run" } else { "Fix the statement, then run" };
+                        // A stopped run's statement needs no fixing, nor
+                        // one that waited too long for a lock.
+                        let go_on = if stopped || error.lock_timeout { "Run" } else { "Fix the statement, then run" };
                         let undone = match began.and_then(|b| p.statements.get(b)) {
                             Some(begin) => format!(
                                 "The transaction the section began at line {} was rolled back, with statements {} to \

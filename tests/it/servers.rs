@@ -68,6 +68,10 @@ fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
     // statement, so the lock timeout names its statement.
     let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
     run.code(1).stderr_has("releases/r1/v002-alter.sql:2: add r1/v002-alter failed").stderr_has(code);
+    if db.engine == Engine::Mysql {
+        // Nothing to fix in a statement that waited too long for a lock.
+        run.stderr_has("Run `pygrate add r1/v002-alter` again to resume there");
+    }
     assert!(took < Duration::from_secs(6), "lock_timeout 1s, took {took:?}");
     assert!(!state(db).iter().any(|r| r.contains("v002-alter add applied")), "{:?}", state(db));
 }
