@@ -163,6 +163,8 @@ pub enum Problem {
         phase: Phase,
         status: Status,
         rolling_back: bool,
+        /// Statements recorded as completed: they stay applied.
+        statements_done: i64,
         error: Option<String>,
         lock_holder: Option<String>,
     },
@@ -537,6 +539,7 @@ impl<'a> Lanes<'a> {
                         phase,
                         status: s.status,
                         rolling_back: s.rolling_back,
+                        statements_done: s.statements_done,
                         error: s.error.clone(),
                         lock_holder: None,
                     }),

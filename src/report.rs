@@ -54,9 +54,9 @@ impl Problem {
             Problem::OutOfOrder { id, phase, later } => format!(
                 "{id}: {phase} is pending but the later version {later} already has {phase} applied; rename it to sort last, or run it with --allow-out-of-order"
             ),
-            Problem::Unsettled { id, phase, status, rolling_back, error, lock_holder } => {
+            Problem::Unsettled { id, phase, status, rolling_back, statements_done, error, lock_holder } => {
                 let what = format!(
-                    "{id}: {}{phase} is {status}{}",
+                    "{id}: {}{phase} is {status} with {statements_done} statement(s) done{}",
                     if *rolling_back { "rollback of " } else { "" },
                     error.as_deref().map(|e| format!(" ({})", crate::text::shorten(e, 80))).unwrap_or_default()
                 );
@@ -188,6 +188,7 @@ pub fn status_json(lanes: &Lanes<'_>, problems: &[Problem], target: Option<&Targ
                         "duration_ms": state.map(|s| s.duration_ms),
                         "checksum": state.and_then(|s| s.checksum.clone()),
                         "error": state.and_then(|s| s.error.clone()),
+                        "statements_done": state.map(|s| s.statements_done),
                     })
                 })
                 .collect();

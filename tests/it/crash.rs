@@ -181,13 +181,15 @@ fn a_running_phase_under_a_held_lock_is_not_to_be_settled(db: &TestDb) {
     let mut holder = connect(&Location::parse(&db.url, p.path()).unwrap(), &settings, true).unwrap();
     assert!(holder.try_lock().unwrap());
     let settle = "look at the database, then `pygrate resolve r1/v1 add";
-    let held = "r1/v1: add is running, and the migration lock is held now by ";
+    let held = "r1/v1: add is running with 1 statement(s) done, and the migration lock is held now by ";
     let status = p.run_with(None, &["status"]);
     status.ok().stdout_has(held).stdout_has("most likely that pygrate is running it");
     assert!(!status.stdout.contains(settle), "{}", status.stdout);
     p.run_with(None, &["check"]).code(1).stdout_has(held);
     let json = p.run_with(None, &["status", "--format", "json"]).json();
     assert!(json["problems"][0]["lock_holder"].is_string(), "{json}");
+    // How far the phase got is in the status too, not only in the state table.
+    assert_eq!(json["versions"][0]["phases"][0]["statements_done"], 1, "{json}");
     if db.engine == Engine::Sqlite {
         status.stdout_has(&format!("pid {}", settings.actor.pid));
     }
