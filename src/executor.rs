@@ -194,10 +194,20 @@ pub fn prepare<'a>(steps: Vec<Step<'a>>, dialect: crate::dialect::Dialect) -> Re
             let done = resume.statements_done.min(statements.len());
             let now = statements_checksum(statements[..done].iter().map(|s| s.sql));
             if resume.done_checksum.as_deref().is_some_and(|c| c != now) || resume.statements_done > statements.len() {
+                // Where those statements are now, so the edit can be found.
+                let place = match (statements.first(), done.checked_sub(1).and_then(|last| statements.get(last))) {
+                    (Some(first), Some(last)) => format!("{}:{}-{}", migration.path.display(), first.line, last.line),
+                    _ => migration.path.display().to_string(),
+                };
                 return Err(Error::Refused(format!(
-                    "{} {}: {} statement(s) of it ran before it stopped, and they were edited since, so it cannot resume; \
-                     look at the database, then: pygrate resolve {} {} --as applied|pending",
-                    step.action, migration.id, resume.statements_done, migration.id, step.action.phase()
+                    "{} {}: {} statement(s) of it ran before it stopped, and they were edited since ({place} now), so it \
+                     cannot resume; put them back as they ran to resume, or look at the database, then: pygrate \
+                     resolve {} {} --as applied|pending",
+                    step.action,
+                    migration.id,
+                    resume.statements_done,
+                    migration.id,
+                    step.action.phase()
                 )));
             }
         }

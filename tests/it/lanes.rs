@@ -192,7 +192,12 @@ fn editing_a_half_run_section_blocks_the_resume(db: &TestDb) {
         "releases/r2/v002-broken.sql",
         "-- @add\nCREATE TABLE half2 (id INTEGER);\nINSERT INTO half2 (id) VALUES (1);\n",
     );
-    p.run(db, &["ff"]).code(2).stderr_has("edited since").stderr_has("pygrate resolve r2/v002-broken add");
+    // The refusal says where the statements that ran are now.
+    p.run(db, &["ff"])
+        .code(2)
+        .stderr_has("edited since (")
+        .stderr_has("releases/r2/v002-broken.sql:2-2 now)")
+        .stderr_has("pygrate resolve r2/v002-broken add");
     p.run(db, &["resolve", "r2/v002-broken", "add", "--as", "pending"]).ok();
     p.run(db, &["ff"]).ok();
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM half2"), 1);
