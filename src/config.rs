@@ -298,6 +298,18 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
+        // `${}` read as "variable `` is not set". The text is not quoted
+        // back: it may be part of a password.
+        let is_name = |n: &str| {
+            n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !is_name(name) {
+            return Err(
+                "a `${` that is not a variable: write ${NAME} or ${NAME:-default}, NAME of letters, digits and `_`"
+                    .to_string(),
+            );
+        }
         match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
@@ -465,6 +477,11 @@ mod tests {
             Some("sqlite::memory:")
         );
         assert_eq!(parse("connection: \"${EMPTY:-d}\"\n").ok().and_then(|c| c.connection).as_deref(), Some("d"));
+        // `${}` said "variable `` is not set"; a name is letters, digits, `_`.
+        for bad in ["${}", "${ HOME }", "${1X}", "${:-d}"] {
+            let e = parse(&format!("schema: \"{bad}\"\n")).err().unwrap_or_default();
+            assert!(e.contains("a `${` that is not a variable: write ${NAME}"), "{bad}: {e}");
+        }
         assert!(parse("state_table: \"x; drop\"\n").is_err());
         assert!(parse("lock_wait: 5 fortnights\n").is_err());
         assert_eq!(
