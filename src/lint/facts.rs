@@ -75,6 +75,8 @@ pub(crate) enum Fact {
         on: Option<String>,
         /// `CREATE OR REPLACE`: the object may have existed before.
         replace: bool,
+        /// `IF NOT EXISTS`: the object may exist already, and be in use.
+        if_not_exists: bool,
         /// `CONCURRENTLY` (indexes).
         concurrently: bool,
         line: usize,
@@ -212,7 +214,9 @@ fn create_object(tokens: &[Token<'_>]) -> Option<Fact> {
     let replace = tokens[..i].iter().any(|t| t.is_word("REPLACE"));
     let concurrently = word(tokens, i, "CONCURRENTLY");
     i += usize::from(concurrently);
-    i = skip_words(tokens, i, &["IF", "NOT", "EXISTS"]);
+    let after_if_not_exists = skip_words(tokens, i, &["IF", "NOT", "EXISTS"]);
+    let if_not_exists = after_if_not_exists != i;
+    i = after_if_not_exists;
     let name = if word(tokens, i, "ON") { None } else { name_at(tokens, i).map(|(n, _)| n) };
     let on = match object {
         Object::Index | Object::Trigger => {
@@ -221,7 +225,7 @@ fn create_object(tokens: &[Token<'_>]) -> Option<Fact> {
         }
         _ => None,
     };
-    Some(Fact::Create { object, name, on, replace, concurrently, line })
+    Some(Fact::Create { object, name, on, replace, if_not_exists, concurrently, line })
 }
 
 fn drop(tokens: &[Token<'_>]) -> Vec<Fact> {
@@ -624,15 +628,19 @@ fn table_at(tokens: &[Token<'_>], i: usize) -> Option<(String, usize)> {
     name_at(tokens, i + usize::from(word(tokens, i, "ONLY")))
 }
 
-/// A possibly qualified name at `i` (`s.t`, `"s"."t"`): its last part,
-/// normalised, and the index after it.
+/// A possibly qualified name at `i` (`s.t`, `"s"."t"`), normalised part by
+/// part and kept qualified: `archive.users` is not `public.users`, and a
+/// table created as one must not vouch for the other. Unqualified and
+/// qualified spellings of one table differ too, which errs on the side of
+/// a finding.
 fn name_at(tokens: &[Token<'_>], i: usize) -> Option<(String, usize)> {
     let mut name = ident(tokens.get(i)?)?;
     let mut i = i + 1;
     while tokens.get(i).is_some_and(|t| t.is_punct('.')) {
         match tokens.get(i + 1).and_then(ident) {
             Some(part) => {
-                name = part;
+                name.push('.');
+                name.push_str(&part);
                 i += 2;
             }
             None => break,
@@ -678,8 +686,9 @@ mod tests {
                 Fact::Create {
                     object: Object::Index,
                     name: Some("idx".into()),
-                    on: Some("users".into()),
+                    on: Some("app.users".into()),
                     replace: false,
+                    if_not_exists: true,
                     concurrently: true,
                     line: 1
                 },
@@ -693,6 +702,7 @@ mod tests {
                 name: None,
                 on: Some("t".into()),
                 replace: false,
+                if_not_exists: false,
                 concurrently: false,
                 line: 1
             }]
@@ -715,7 +725,7 @@ mod tests {
         );
         assert_eq!(
             kind("CREATE TEMPORARY TABLE IF NOT EXISTS s.t (a int)"),
-            Some((Object::Table, Some("t".into()), false))
+            Some((Object::Table, Some("s.t".into()), false))
         );
         assert_eq!(kind("CREATE USER x"), None);
     }
@@ -724,7 +734,7 @@ mod tests {
     fn drop_lists_names() {
         assert_eq!(
             pg("DROP FUNCTION IF EXISTS f(int), s.g(text, int) CASCADE"),
-            [Fact::Drop { object: Object::Function, names: vec!["f".into(), "g".into()], line: 1 }]
+            [Fact::Drop { object: Object::Function, names: vec!["f".into(), "s.g".into()], line: 1 }]
         );
         assert_eq!(
             pg("DROP INDEX CONCURRENTLY i"),
@@ -741,7 +751,7 @@ mod tests {
         assert_eq!(pg("DELETE FROM t WHERE a = 1"), []);
         assert_eq!(
             pg("DELETE FROM ONLY s.t USING u"),
-            [Fact::Unbounded { verb: "DELETE", table: "t".into(), columns: vec![], line: 1 }]
+            [Fact::Unbounded { verb: "DELETE", table: "s.t".into(), columns: vec![], line: 1 }]
         );
         assert_eq!(
             pg("UPDATE t SET a = (SELECT b FROM u WHERE u.id = t.id), t.c = 1, (d, \"E\") = (1, 2)"),

@@ -10,7 +10,7 @@
 mod allow;
 mod facts;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -226,9 +226,9 @@ pub fn lint_sections(m: &Migration, kinds: &[SectionKind], dialect: Dialect) -> 
     for section in file.sections.iter().filter(|s| kinds.contains(&s.section.kind)) {
         unknown_allows(&mut sink, section);
         indented_markers(&mut sink, section);
-        for statement in &section.statements {
+        for (index, statement) in section.statements.iter().enumerate() {
             for fact in &statement.facts {
-                statement_rules(&mut sink, &file, section, statement, fact);
+                statement_rules(&mut sink, &file, section, (index, statement), fact);
             }
         }
         missing_rollback(&mut sink, &file, section);
@@ -245,8 +245,10 @@ pub fn lint_sections(m: &Migration, kinds: &[SectionKind], dialect: Dialect) -> 
 struct FileFacts<'m> {
     migration: &'m Migration,
     sections: Vec<SectionFacts<'m>>,
-    /// Tables `@add` creates: in `@add` nothing else uses them yet.
-    new_tables: HashSet<String>,
+    /// Tables `@add` creates, with the index of the statement creating
+    /// each: from there on nothing else uses them yet. Before it, the name
+    /// is the existing table's (`DROP TABLE t; CREATE TABLE t …` drops data).
+    new_tables: HashMap<String, usize>,
     /// (table, column) pairs `@add` adds: an `@add` backfill may write them.
     added_columns: HashSet<(String, String)>,
     /// Views `@add` (re)creates: dropping one first is a replacement.
@@ -284,12 +286,15 @@ impl<'m> FileFacts<'m> {
                 .collect();
             sections.push(SectionFacts { section, statements, comments });
         }
-        let (mut new_tables, mut added_columns, mut created_views) = (HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut new_tables, mut added_columns, mut created_views) = (HashMap::new(), HashSet::new(), HashSet::new());
         let add = sections.iter().find(|s| s.section.kind == SectionKind::Add);
-        for fact in add.into_iter().flat_map(|s| &s.statements).flat_map(|st| &st.facts) {
+        let add_facts = add.into_iter().flat_map(|s| s.statements.iter().enumerate());
+        for (index, fact) in add_facts.flat_map(|(index, st)| st.facts.iter().map(move |f| (index, f))) {
             match fact {
-                Fact::Create { object: Object::Table, name: Some(name), .. } => {
-                    new_tables.insert(name.clone());
+                Fact::Create {
+                    object: Object::Table, name: Some(name), replace: false, if_not_exists: false, ..
+                } => {
+                    new_tables.entry(name.clone()).or_insert(index);
                 }
                 Fact::Create { object: Object::View | Object::MaterializedView, name: Some(name), .. } => {
                     created_views.insert(name.clone());
@@ -336,16 +341,17 @@ fn statement_rules(
     sink: &mut Sink<'_>,
     file: &FileFacts<'_>,
     section: &SectionFacts<'_>,
-    st: &StatementFacts,
+    (index, st): (usize, &StatementFacts),
     fact: &Fact,
 ) {
     let kind = section.section.kind;
     let allows: &[&[String]] = &[&section.section.allow, &st.allow];
     let in_add = kind == SectionKind::Add;
     let in_simdrop = kind == SectionKind::Simdrop;
-    // In `@add`, a table created by the same section is not yet used by
-    // anyone, so changing it is harmless; everywhere else tables are live.
-    let existing = |table: &str| !(in_add && file.new_tables.contains(table));
+    // In `@add`, a table created by the same section, by this statement or
+    // one before it, is not yet used by anyone, so changing it is harmless;
+    // everywhere else tables are live.
+    let existing = |table: &str| !(in_add && file.new_tables.get(table).is_some_and(|&created| created <= index));
     let mut emit = |rule: &Rule, line: usize, message: String, fix: &str| {
         sink.emit(rule, allows, line, message, fix.to_string());
     };
@@ -583,21 +589,26 @@ fn rollback_incomplete(sink: &mut Sink<'_>, file: &FileFacts<'_>, add: &SectionF
     for fact in rollback.statements.iter().flat_map(|s| &s.facts) {
         match fact {
             Fact::Drop { object, names, .. } => {
-                dropped.extend(names.iter().map(|n| (undo_kind(*object), n.as_str())));
+                dropped.extend(names.iter().map(|n| (undo_kind(*object), unqualified(n))));
             }
             Fact::DropColumn { table, column, .. } => {
-                dropped_columns.insert((table, column));
+                dropped_columns.insert((unqualified(table), column));
             }
             _ => {}
         }
     }
-    let table_dropped = |t: &str| dropped.contains(&(Object::Table, t));
+    // A rollback may name an object with or without its schema; dropping
+    // the schema drops what was created in it.
+    let in_dropped_schema =
+        |name: &str| name.rsplit_once('.').is_some_and(|(schema, _)| dropped.contains(&(Object::Schema, schema)));
+    let is_dropped = |kind: Object, name: &str| dropped.contains(&(kind, unqualified(name))) || in_dropped_schema(name);
+    let table_dropped = |t: &str| is_dropped(Object::Table, t);
     // A scratch object `@add` drops again after creating it needs no undoing.
     let mut dropped_by_add: Vec<(usize, Object, &str)> = Vec::new();
     for (i, st) in add.statements.iter().enumerate() {
         for fact in &st.facts {
             if let Fact::Drop { object, names, .. } = fact {
-                dropped_by_add.extend(names.iter().map(|n| (i, undo_kind(*object), n.as_str())));
+                dropped_by_add.extend(names.iter().map(|n| (i, undo_kind(*object), unqualified(n))));
             }
         }
     }
@@ -606,9 +617,9 @@ fn rollback_incomplete(sink: &mut Sink<'_>, file: &FileFacts<'_>, add: &SectionF
             let (undone, what, line, fix) = match fact {
                 Fact::Create { object, name: Some(name), on, replace: false, line, .. } => {
                     let kind = undo_kind(*object);
-                    let undone = dropped.contains(&(kind, name.as_str()))
-                        || on.as_deref().is_some_and(&table_dropped)
-                        || dropped_by_add.iter().any(|&(k, o, n)| k > i && o == kind && n == name);
+                    let undone = is_dropped(kind, name)
+                        || on.as_deref().is_some_and(table_dropped)
+                        || dropped_by_add.iter().any(|&(k, o, n)| k > i && o == kind && n == unqualified(name));
                     let sql = object.sql();
                     (
                         undone,
@@ -618,7 +629,7 @@ fn rollback_incomplete(sink: &mut Sink<'_>, file: &FileFacts<'_>, add: &SectionF
                     )
                 }
                 Fact::AddColumn { table, column, line, .. } => (
-                    dropped_columns.contains(&(table.as_str(), column.as_str())) || table_dropped(table),
+                    dropped_columns.contains(&(unqualified(table), column.as_str())) || table_dropped(table),
                     format!("column `{table}.{column}`"),
                     *line,
                     format!("add `ALTER TABLE {table} DROP COLUMN {column};` to `-- @rollback_add`"),
@@ -636,6 +647,11 @@ fn rollback_incomplete(sink: &mut Sink<'_>, file: &FileFacts<'_>, add: &SectionF
             }
         }
     }
+}
+
+/// The last part of a qualified name.
+fn unqualified(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(_, last)| last)
 }
 
 /// Dropping a view undoes a materialized one too (PostgreSQL insists on the
