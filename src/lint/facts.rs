@@ -536,6 +536,11 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
 /// column), or a generated, identity, serial or auto-increment value.
 fn gives_a_value(definition: &[Token<'_>]) -> bool {
     top_level_indexed(definition).any(|(k, t)| {
+        // A foreign key's `ON DELETE SET DEFAULT` is an action, not a value.
+        let after_set = k.checked_sub(1).and_then(|before| definition.get(before)).is_some_and(|b| b.is_word("SET"));
+        if t.is_word("DEFAULT") && after_set {
+            return false;
+        }
         if t.is_word("DEFAULT") {
             let value = definition.get(k + 1..).unwrap_or_default().iter().find(|v| !v.is_punct('('));
             return !value.is_some_and(|v| v.is_word("NULL"));
