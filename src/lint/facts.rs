@@ -468,6 +468,9 @@ fn alter_action(table: &str, action: &[Token<'_>]) -> Vec<Fact> {
                 _ => Some(Fact::TypeChange { table, column: old, how: "CHANGE", line }),
             }
         }
+        // PostgreSQL `SET SCHEMA s` moves the table from under the running
+        // code's name as a rename does.
+        "SET" if word(action, 1, "SCHEMA") => Some(Fact::RenameTable { table, line }),
         "DETACH" => top_level(action)
             .find(|t| t.is_word("CONCURRENTLY"))
             .map(|t| Fact::Concurrently { what: "DETACH PARTITION … CONCURRENTLY", line: t.line }),
