@@ -398,7 +398,7 @@ fn alter_action(table: &str, action: &[Token<'_>]) -> Vec<Fact> {
     let line = head.line;
     let verb = head.text.to_ascii_uppercase();
     let fact = match verb.as_str() {
-        "ADD" => add_action(table, action),
+        "ADD" => return add_action(table, action),
         "DROP" => {
             let after = action.get(1);
             if after.is_some_and(|t| t.is_any_word(&["INDEX", "KEY"])) {
@@ -480,7 +480,11 @@ fn alter_action(table: &str, action: &[Token<'_>]) -> Vec<Fact> {
 }
 
 /// `ADD [COLUMN] [IF NOT EXISTS] c …` or `ADD [CONSTRAINT c] FOREIGN KEY|CHECK …`.
-fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
+fn add_action(table: String, action: &[Token<'_>]) -> Vec<Fact> {
+    add_facts(table, action).unwrap_or_default()
+}
+
+fn add_facts(table: String, action: &[Token<'_>]) -> Option<Vec<Fact>> {
     let line = action.first()?.line;
     let mut i = 1;
     if word(action, i, "CONSTRAINT") {
@@ -494,7 +498,9 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
         let not_valid =
             top_level(action).zip(top_level(action).skip(1)).any(|(a, b)| a.is_word("NOT") && b.is_word("VALID"));
         let kind = if next.is_word("CHECK") { "CHECK" } else { "FOREIGN KEY" };
-        return (!not_valid).then_some(Fact::ValidatingConstraint { table, kind, line: next.line });
+        return Some(
+            (!not_valid).then_some(Fact::ValidatingConstraint { table, kind, line: next.line }).into_iter().collect(),
+        );
     }
     if next.is_any_word(&["UNIQUE", "PRIMARY", "EXCLUDE"]) {
         let using_index =
@@ -504,7 +510,9 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
             "PRIMARY" => "PRIMARY KEY",
             _ => "EXCLUDE",
         };
-        return (!using_index).then_some(Fact::IndexConstraint { table, kind, line: next.line });
+        return Some(
+            (!using_index).then_some(Fact::IndexConstraint { table, kind, line: next.line }).into_iter().collect(),
+        );
     }
     if next.is_punct('(')
         || word(action, 1, "CONSTRAINT")
@@ -531,7 +539,15 @@ fn add_action(table: String, action: &[Token<'_>]) -> Option<Fact> {
         .zip(top_level(definition).skip(1))
         .find(|(a, b)| a.is_word("NOT") && b.is_word("NULL"))
         .map(|(a, _)| a.line);
-    Some(Fact::AddColumn { table, column, not_null_without_default: not_null.filter(|_| !has_value), line })
+    // A column's own UNIQUE or PRIMARY KEY builds an index over the whole
+    // table, as `ADD CONSTRAINT … UNIQUE` does.
+    let index = top_level(definition).find(|t| t.is_any_word(&["UNIQUE", "PRIMARY"])).map(|t| Fact::IndexConstraint {
+        table: table.clone(),
+        kind: if t.is_word("UNIQUE") { "UNIQUE" } else { "PRIMARY KEY" },
+        line: t.line,
+    });
+    let column = Fact::AddColumn { table, column, not_null_without_default: not_null.filter(|_| !has_value), line };
+    Some(std::iter::once(column).chain(index).collect())
 }
 
 /// Whether a column definition gives existing rows a value: a `DEFAULT`
