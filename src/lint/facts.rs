@@ -514,6 +514,12 @@ fn add_facts(table: String, action: &[Token<'_>]) -> Option<Vec<Fact>> {
             (!using_index).then_some(Fact::IndexConstraint { table, kind, line: next.line }).into_iter().collect(),
         );
     }
+    // MySQL's `ADD [COLUMN] (c1 …, c2 …)`: each column as if added alone.
+    if next.is_punct('(') && !word(action, 1, "CONSTRAINT") {
+        let inner = action.get(i + 1..skip_group(action, i).saturating_sub(1)).unwrap_or_default();
+        let columns = split_top(inner).filter_map(|column| column_facts(&table, column, column.first()?.line));
+        return Some(columns.flatten().collect());
+    }
     if next.is_punct('(')
         || word(action, 1, "CONSTRAINT")
         || next.is_any_word(&[
@@ -532,8 +538,13 @@ fn add_facts(table: String, action: &[Token<'_>]) -> Option<Vec<Fact>> {
         return None;
     }
     let i = skip_words(action, i, &["IF", "NOT", "EXISTS"]);
-    let (column, i) = name_at(action, i)?;
-    let definition = action.get(i..).unwrap_or_default();
+    column_facts(&table, action.get(i..)?, line)
+}
+
+/// A column definition (`c int NOT NULL …`) added to `table`.
+fn column_facts(table: &str, tokens: &[Token<'_>], line: usize) -> Option<Vec<Fact>> {
+    let (column, i) = name_at(tokens, 0)?;
+    let definition = tokens.get(i..).unwrap_or_default();
     let has_value = gives_a_value(definition);
     let not_null = top_level(definition)
         .zip(top_level(definition).skip(1))
@@ -541,6 +552,7 @@ fn add_facts(table: String, action: &[Token<'_>]) -> Option<Vec<Fact>> {
         .map(|(a, _)| a.line);
     // A column's own UNIQUE or PRIMARY KEY builds an index over the whole
     // table, as `ADD CONSTRAINT … UNIQUE` does.
+    let table = table.to_string();
     let index = top_level(definition).find(|t| t.is_any_word(&["UNIQUE", "PRIMARY"])).map(|t| Fact::IndexConstraint {
         table: table.clone(),
         kind: if t.is_word("UNIQUE") { "UNIQUE" } else { "PRIMARY KEY" },
