@@ -13,8 +13,6 @@ use crate::text::closest;
 
 pub const NO_TRANSACTION: &str = "no-transaction";
 const OPTIONS: [&str; 1] = [NO_TRANSACTION];
-/// `-- pygrate:allow RULE[,RULE]` silences lint rules (SPEC 8).
-pub const ALLOW_DIRECTIVE: &str = "pygrate:allow";
 
 /// One section of a version file.
 #[derive(Debug, Clone)]
@@ -311,12 +309,24 @@ fn parse_marker(marker: &str) -> Result<(SectionKind, bool, Vec<String>), String
 }
 
 /// What follows the `pygrate:allow` directive in a comment's text, if it
-/// holds one. Any case: SQL authors write `-- PYGRATE:ALLOW` as they write
-/// keywords, and a directive ignored for its case would silence nothing
+/// holds one. Any case, and with spaces around the colon: SQL authors write
+/// `-- PYGRATE:ALLOW` as they write keywords, and `-- pygrate: allow` as
+/// they write prose; a directive ignored for either would silence nothing
 /// without a word.
 pub fn after_allow_directive(comment: &str) -> Option<&str> {
-    let start = comment.to_ascii_lowercase().find(ALLOW_DIRECTIVE)?;
-    comment.get(start + ALLOW_DIRECTIVE.len()..)
+    // ASCII lower-casing keeps every byte offset.
+    let lower = comment.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(found) = lower.get(from..).and_then(|rest| rest.find("pygrate")) {
+        from += found + "pygrate".len();
+        let after = lower.get(from..).unwrap_or_default().trim_start_matches([' ', '\t']);
+        let Some(after) = after.strip_prefix(':') else { continue };
+        let after = after.trim_start_matches([' ', '\t']);
+        if after.starts_with("allow") {
+            return comment.get(lower.len() - after.len() + "allow".len()..);
+        }
+    }
+    None
 }
 
 /// Rule ids (lower-cased) named by a `pygrate:allow` directive in a

@@ -160,6 +160,14 @@ SELECT 6; /* pygrate:allow g
         );
     }
 
+    /// `-- pygrate: allow r` (a space after the colon) silenced nothing and
+    /// said nothing; spaces around the colon are read as the directive.
+    #[test]
+    fn spaces_around_the_colon_still_make_a_directive() {
+        let body = "-- pygrate: allow a\nSELECT 1;\n/* Pygrate :\tALLOW b */ SELECT 2;\n-- pygrate allow c\nSELECT 3;";
+        assert_eq!(allowed(body), vec![vec!["a".to_string()], vec!["b".into()], vec![]]);
+    }
+
     #[test]
     fn a_code_line_ends_the_block_above() {
         let body = "SELECT 1; -- pygrate:allow a\n-- pygrate:allow b\nSELECT 2;";
