@@ -87,7 +87,7 @@ impl Default for Config {
             connection_error: None,
             schema: None,
             state_table: "pygrate".to_string(),
-            lock_timeout: None,
+            lock_timeout: Some(DEFAULT_LOCK_TIMEOUT),
             statement_timeout: None,
             lock_retries: 3,
             lock_wait: Duration::from_secs(60),
@@ -325,9 +325,14 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// `lock_timeout` when the config names none: DDL that waits longer for a
+/// lock fails and is retried, rather than queue the application's traffic
+/// behind it. `0` in the config means no limit.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The longest `lock_timeout`/`statement_timeout` every database takes:
 /// PostgreSQL and SQLite hold it in milliseconds as a 32-bit integer.
-const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// `5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

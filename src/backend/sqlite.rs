@@ -6,7 +6,6 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
 
@@ -44,7 +43,8 @@ impl Sqlite {
             }
             None => Connection::open_in_memory().map_err(fail)?,
         };
-        conn.busy_timeout(settings.timeouts.lock_timeout.unwrap_or(Duration::from_secs(5))).map_err(fail)?;
+        // No `lock_timeout` is no limit: the longest busy timeout SQLite takes.
+        conn.busy_timeout(settings.timeouts.lock_timeout.unwrap_or(crate::config::MAX_TIMEOUT)).map_err(fail)?;
         let lock_path = path.map(|p| {
             let mut name = p.as_os_str().to_owned();
             name.push(format!(".{}.lock", settings.state_table));

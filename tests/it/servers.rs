@@ -76,6 +76,26 @@ fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
     assert!(!state(db).iter().any(|r| r.contains("v002-alter add applied")), "{:?}", state(db));
 }
 
+/// README promised `lock_timeout` 5s by default, but only SQLite had it: on
+/// PostgreSQL and MySQL a config without it let an ALTER queue behind an
+/// open transaction, and the application's traffic behind the ALTER.
+fn lock_timeout_is_five_seconds_unless_configured(db: &TestDb) {
+    if db.engine == Engine::Sqlite {
+        return;
+    }
+    let p = project(db, 0);
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_retries: 0\n", db.url));
+    let (stop, blocker) = block_table(db, Duration::from_secs(60));
+    let started = Instant::now();
+    let run = p.run_with(None, &["add"]);
+    let took = started.elapsed();
+    stop.send(()).unwrap();
+    blocker.join().unwrap();
+    let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
+    run.code(1).stderr_has(code);
+    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(15), "took {took:?}");
+}
+
 fn a_lock_timeout_is_retried_until_the_blocker_lets_go(db: &TestDb) {
     if db.engine == Engine::Sqlite {
         return;
@@ -745,6 +765,7 @@ crate::on_every_engine!(
     a_statement_timeout_is_waited_for_once,
     a_failure_that_does_not_recur_is_not_blamed_on_the_state,
     lock_timeout_fails_fast_and_applies_nothing,
+    lock_timeout_is_five_seconds_unless_configured,
     a_lock_timeout_is_retried_until_the_blocker_lets_go,
     create_index_concurrently_needs_no_transaction,
     a_killed_mysql_section_resumes_at_the_first_statement_not_done,
