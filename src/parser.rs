@@ -47,7 +47,7 @@ impl Section {
             split(&self.body, self.body_line(), dialect).map_err(|e| vec![FileError::new(path, e.line, e.message)])?;
         let mut errors = Vec::new();
         for statement in &statements {
-            if let Some(why) = statement.locks_out_the_state(dialect) {
+            if let Some(why) = statement.refused(dialect) {
                 errors.push(FileError::new(path, statement.line, why));
             }
             if self.no_transaction {

@@ -72,15 +72,46 @@ impl Statement<'_> {
         }
     }
 
-    /// Why the statement cannot run under pygrate at all, on MySQL: it would
-    /// keep pygrate from writing the state row that records it.
-    pub fn locks_out_the_state(&self, dialect: Dialect) -> Option<&'static str> {
-        if dialect != Dialect::Mysql {
-            return None;
-        }
+    /// Why pygrate cannot run the statement and keep its guarantees, if it
+    /// cannot: it would keep pygrate from writing the state row that records
+    /// it, release the migration lock, or make the server misread the text.
+    pub fn refused(&self, dialect: Dialect) -> Option<&'static str> {
         let words: Vec<Token<'_>> =
             Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).collect();
         let first = words.first()?;
+        let word = |w: &str| words.iter().any(|t| t.is_word(w));
+        if first.is_punct('\\') {
+            return Some(
+                "a psql/mysql client command (`\\set`, `\\i`, …), not SQL: pygrate sends statements to the server, \
+                 which cannot run it; write what it does in SQL, or leave it out",
+            );
+        }
+        // The lock is the session's: these drop it while the run goes on,
+        // and a second pygrate would apply the same phase again.
+        let unlocks = match dialect {
+            Dialect::Postgres => {
+                first.is_word("DISCARD") && words.get(1).is_some_and(|t| t.is_word("ALL"))
+                    || word("pg_advisory_unlock_all")
+            }
+            Dialect::Mysql => word("RELEASE_ALL_LOCKS"),
+            Dialect::Sqlite => false,
+        };
+        if unlocks {
+            return Some(
+                "this releases every advisory lock of the session, pygrate's migration lock included, so a second \
+                 pygrate could run the same phase meanwhile: leave it out (`DISCARD PLANS`, `DISCARD TEMP` and \
+                 releasing your own locks by name are fine)",
+            );
+        }
+        if first.is_word("SET") && sets_a_non_utf8_encoding(&words[1..]) {
+            return Some(
+                "pygrate sends the file's text, and its own state rows, as UTF-8 (a version file is UTF-8): another \
+                 client encoding makes the server misread both; leave it out, or set UTF8",
+            );
+        }
+        if dialect != Dialect::Mysql {
+            return None;
+        }
         if first.is_word("LOCK") && words.get(1).is_some_and(|t| t.is_any_word(&["TABLE", "TABLES"])) {
             return Some(
                 "`LOCK TABLES` keeps this session from every table it does not name, pygrate's state table \
@@ -95,7 +126,7 @@ impl Statement<'_> {
                  with `pygrate resolve`",
             );
         }
-        if first.is_word("SET") && words.iter().any(|t| t.is_word("autocommit")) {
+        if first.is_word("SET") && word("autocommit") {
             return Some(
                 "`SET autocommit` changes how pygrate's own state rows commit, so they could be lost with the \
                  section's work: mark the section `no-transaction` and use START TRANSACTION … COMMIT instead",
@@ -103,6 +134,22 @@ impl Statement<'_> {
         }
         None
     }
+}
+
+/// After `SET`: a client encoding (`client_encoding`, `NAMES`, `CHARACTER
+/// SET`, `character_set_client`, …) set to anything but UTF-8 or the default.
+fn sets_a_non_utf8_encoding(words: &[Token<'_>]) -> bool {
+    let names_encoding = |t: &Token<'_>| {
+        t.is_any_word(&["client_encoding", "NAMES", "CHARSET", "character_set_client", "character_set_connection"])
+    };
+    let Some(at) = words.iter().position(|t| names_encoding(t) || t.is_word("CHARACTER")) else {
+        return false;
+    };
+    let skip = if words[at].is_word("CHARACTER") { 2 } else { 1 };
+    let value = words.iter().skip(at + skip).find(|t| !(t.is_word("TO") || t.is_punct('=') || t.is_punct(':')));
+    let Some(value) = value else { return false };
+    let text = value.text.trim_matches(['\'', '"', '`']).to_ascii_lowercase().replace(['-', '_'], "");
+    !matches!(text.as_str(), "utf8" | "utf8mb4" | "utf8mb3" | "unicode" | "default")
 }
 
 /// How a statement moves a transaction that a `no-transaction` section
@@ -515,10 +562,29 @@ mod tests {
         let text = "LOCK TABLES a WRITE;\nlock table a read;\nFLUSH TABLES WITH READ LOCK;\nSET autocommit = 0;\n\
                     SET @@session.autocommit = 0;\nFLUSH TABLES;\nSET sql_mode = '';\nSELECT 'LOCK TABLES';";
         let statements = split(text, 1, Dialect::Mysql).unwrap_or_default();
-        let refused: Vec<bool> = statements.iter().map(|s| s.locks_out_the_state(Dialect::Mysql).is_some()).collect();
+        let refused: Vec<bool> = statements.iter().map(|s| s.refused(Dialect::Mysql).is_some()).collect();
         assert_eq!(refused, [true, true, true, true, true, false, false, false]);
         let pg = split("LOCK TABLE a IN ACCESS EXCLUSIVE MODE;", 1, Dialect::Postgres).unwrap_or_default();
-        assert_eq!(pg[0].locks_out_the_state(Dialect::Postgres), None, "PostgreSQL's LOCK TABLE locks one table");
+        assert_eq!(pg[0].refused(Dialect::Postgres), None, "PostgreSQL's LOCK TABLE locks one table");
+    }
+
+    /// `DISCARD ALL` released the migration lock mid-run, and a second
+    /// pygrate applied the same phase again; `SET client_encoding` made the
+    /// state rows of a non-ASCII version name unreadable; `\set` was sent.
+    #[test]
+    fn statements_that_release_the_lock_or_misencode_are_refused() {
+        let refused = |text: &str, dialect| -> Vec<bool> {
+            split(text, 1, dialect).unwrap_or_default().iter().map(|s| s.refused(dialect).is_some()).collect()
+        };
+        let pg = "DISCARD ALL;\nDISCARD PLANS;\nSELECT pg_advisory_unlock_all();\nSELECT pg_advisory_unlock(42);\n\
+                  SET client_encoding = 'LATIN1';\nSET client_encoding TO 'UTF8';\nSET NAMES 'utf-8';\n\
+                  RESET client_encoding;\n\\set ON_ERROR_STOP on\nSELECT 'DISCARD ALL';";
+        // The client command has no `;`: it runs into the next statement,
+        // which is refused with it, at the command's line.
+        assert_eq!(refused(pg, Dialect::Postgres), [true, false, true, false, true, false, false, false, true]);
+        let mysql = "SELECT RELEASE_ALL_LOCKS();\nSELECT RELEASE_LOCK('mine');\nSET NAMES latin1;\n\
+                     SET CHARACTER SET latin1;\nSET NAMES utf8mb4 COLLATE utf8mb4_bin;\nSET character_set_client = utf8;";
+        assert_eq!(refused(mysql, Dialect::Mysql), [true, false, true, true, false, false]);
     }
 
     #[test]
