@@ -6,7 +6,7 @@
 //! in flight on the server, records the phase as failed at that statement
 //! (or rolls its transaction back), starts nothing new and releases the lock.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Cancels, from another thread, the statement a connection is running now
@@ -23,6 +23,9 @@ struct Shared {
     reason: Mutex<Option<String>>,
     asked: Condvar,
     run: Mutex<Run>,
+    /// Handles of runs started from this one (see `Interrupt::for_run`): a
+    /// request reaches them too.
+    runs: Mutex<Vec<Weak<Shared>>>,
 }
 
 impl std::fmt::Debug for Interrupt {
@@ -55,15 +58,36 @@ impl Interrupt {
     pub fn request(&self, why: &str) -> bool {
         locked(&self.0.reason).get_or_insert_with(|| why.to_string());
         self.0.asked.notify_all();
-        let mut run = locked(&self.0.run);
-        // A cancel connects to the server, which may take its connect
-        // timeout: on a thread of its own, so that a second signal does not
-        // wait for it. The run waits for it once its statements are done
-        // (see `InStatement`).
-        if let (true, None, Some(cancel)) = (run.in_statement, &run.cancelling, run.canceller.clone()) {
-            run.cancelling = std::thread::Builder::new().name("cancel".to_string()).spawn(move || cancel()).ok();
+        let holding = {
+            let mut run = locked(&self.0.run);
+            // A cancel connects to the server, which may take its connect
+            // timeout: on a thread of its own, so that a second signal does
+            // not wait for it. The run waits for it once its statements are
+            // done (see `InStatement`).
+            if let (true, None, Some(cancel)) = (run.in_statement, &run.cancelling, run.canceller.clone()) {
+                run.cancelling = std::thread::Builder::new().name("cancel".to_string()).spawn(move || cancel()).ok();
+            }
+            run.holding
+        };
+        let runs: Vec<Interrupt> = locked(&self.0.runs).iter().filter_map(Weak::upgrade).map(Interrupt).collect();
+        runs.iter().fold(holding, |holding, run| run.request(why) | holding)
+    }
+
+    /// A handle of its own for one run started from this one: a request to
+    /// this one reaches the run, and what the run holds is its own, so that
+    /// runs at once (an embedding service's clones on different state
+    /// tables) never overwrite each other's lock holder or canceller.
+    pub(crate) fn for_run(&self) -> Interrupt {
+        let run = Interrupt::default();
+        let mut runs = locked(&self.0.runs);
+        runs.retain(|r| r.strong_count() > 0);
+        runs.push(Arc::downgrade(&run.0));
+        drop(runs);
+        // Asked before the run began: it stops before it takes the lock.
+        if let Some(why) = self.reason() {
+            run.request(&why);
         }
-        run.holding
+        run
     }
 
     /// Why a stop was asked for, once it has been.

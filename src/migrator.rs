@@ -23,7 +23,7 @@ use crate::phase::Phase;
 
 /// A project (`releases/`, and `conf.d/` for settings such as `lock_timeout`)
 /// and the database it migrates.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Migrator {
     root: PathBuf,
     url: String,
@@ -31,9 +31,23 @@ pub struct Migrator {
     interrupt: Interrupt,
 }
 
+/// The URL's password masked: services log their components with `{:?}`.
+impl std::fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migrator")
+            .field("root", &self.root)
+            .field("url", &crate::config::redact(&self.url))
+            .field("env", &self.env)
+            .field("interrupt", &self.interrupt)
+            .finish()
+    }
+}
+
 impl Migrator {
     /// The project at `root`, against the database at `url` (the URL forms
-    /// of the command line; `conf.d`'s `connection` is not used).
+    /// of the command line; `conf.d`'s `connection` is not used). Each call
+    /// connects anew, so `sqlite::memory:` is a new, empty database every
+    /// time: it can check the files, not keep what ran.
     pub fn new(root: impl Into<PathBuf>, url: impl Into<String>) -> Migrator {
         Migrator { root: root.into(), url: url.into(), env: None, interrupt: Interrupt::default() }
     }
@@ -48,7 +62,10 @@ impl Migrator {
     /// as failed there (or rolled back), and nothing else starts; the run
     /// returns `Error::Interrupted` or the cancelled statement's failure.
     /// Once asked, a later `ff` of this `Migrator` stops before it takes the
-    /// lock; `plan` and `status` still answer.
+    /// lock; `plan` and `status` still answer. Clones share it: one request
+    /// stops every run of this `Migrator` and of its clones, each at its own
+    /// statement (clones with other `env`s may run at once, under other
+    /// state tables' locks).
     pub fn interrupt(&self) -> Interrupt {
         self.interrupt.clone()
     }
@@ -107,7 +124,7 @@ impl Migrator {
     ) -> Result<Captured, Error> {
         let out = Output { quiet: false, verbose: false, json, captured: Some(Default::default()) };
         let workspace = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out)?;
-        let workspace = Workspace { interrupt: self.interrupt.clone(), ..workspace };
+        let workspace = Workspace { interrupt: self.interrupt.for_run(), ..workspace };
         command(&workspace, &out)?;
         Ok(out.captured.map(|c| c.into_inner()).unwrap_or_default())
     }

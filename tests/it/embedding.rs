@@ -79,6 +79,58 @@ fn a_service_stops_a_run_through_its_interrupt(db: &TestDb) {
     }
 }
 
+/// Clones share one interrupt. Two runs at once on different state tables
+/// overwrote each other's record of what to cancel: a shutdown cancelled
+/// only the later run, and once that one ended, nothing (`request` said no
+/// run held a lock while the other was mid-statement). Each run is
+/// cancelled now.
+fn a_shutdown_stops_every_run_of_the_clones(db: &TestDb) {
+    if db.engine == crate::support::Engine::Sqlite {
+        return; // one lock per database file: the second run would wait
+    }
+    let p = Sandbox::empty();
+    p.write("conf.d/a.yaml", "state_table: tenant_a\n");
+    p.write("conf.d/b.yaml", "state_table: tenant_b\n");
+    let long = crate::crash::long_statement(db.engine);
+    // Both runs run it, each in its state table's lane: nothing to collide.
+    p.write("releases/r1/v001-slow.sql", &format!("-- @add no-transaction\nSELECT 1;\n{long};\n"));
+    let migrator = Migrator::new(p.path(), db.url.clone());
+    let interrupt = migrator.interrupt();
+    let runs: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|env| {
+            let run = migrator.clone().env(env);
+            thread::spawn(move || (Instant::now(), run.ff()))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = |table: &str| {
+        db.table_exists(&format!("{table}_state"))
+            && db.query_i64(&format!("SELECT COUNT(*) FROM {table}_state WHERE status = 'running'")) == 1
+    };
+    while !(running("tenant_a") && running("tenant_b")) {
+        assert!(Instant::now() < deadline, "the sections never both started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert!(interrupt.request("shutdown"), "runs held their locks when asked");
+    for run in runs {
+        let (started, outcome) = run.join().unwrap();
+        assert!(matches!(outcome, Err(Error::Statement(_))), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "a run was not cancelled");
+    }
+    for table in ["tenant_a", "tenant_b"] {
+        assert_eq!(db.query_i64(&format!("SELECT statements_done FROM {table}_state")), 1, "{table}");
+    }
+}
+
+/// A service logs its components with `{:?}`: the URL's password is masked.
+#[test]
+fn a_migrator_debug_print_masks_the_password() {
+    let shown = format!("{:?}", Migrator::new("/x", "postgres://app:SuperSecret99@h/db"));
+    assert!(shown.contains("postgres://app:***@h/db") && !shown.contains("SuperSecret99"), "{shown}");
+}
+
 /// The operator's commands are there too: baseline, resolve, rollback.
 fn baselines_resolves_and_rolls_back(db: &TestDb) {
     let p = Sandbox::empty();
@@ -105,5 +157,6 @@ fn baselines_resolves_and_rolls_back(db: &TestDb) {
 crate::on_every_engine!(
     migrates_and_reports_as_data,
     a_service_stops_a_run_through_its_interrupt,
+    a_shutdown_stops_every_run_of_the_clones,
     baselines_resolves_and_rolls_back
 );
