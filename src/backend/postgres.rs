@@ -106,7 +106,7 @@ impl Postgres {
         };
         let _ = self.client.batch_execute("ROLLBACK");
         let mut at = FailedAt::Unlocated(Unlocated::DidNotRecur);
-        let began = self.client.batch_execute(&format!("BEGIN;\n{}", self.timeout_statements("SET LOCAL")));
+        let began = self.client.batch_execute(&format!("{BEGIN};\n{}", self.timeout_statements("SET LOCAL")));
         // The error ended the session (57P01, a terminated backend): nothing
         // can be run again.
         if began.is_err() && self.client.is_closed() {
@@ -138,7 +138,7 @@ impl Postgres {
     /// A section's rows, the last writes of its transaction, written as the
     /// session's own user.
     fn section_rows_sql(&self, row: &PhaseState, log: &LogEntry, timed_by_server: bool) -> String {
-        format!("SET LOCAL ROLE NONE;\n{}", self.rows_sql(row, Some(log), timed_by_server))
+        format!("{AS_OWN_USER}{}", self.rows_sql(row, Some(log), timed_by_server))
     }
 
     /// pygrate's state row (and log row) as SQL with their values inlined,
@@ -520,7 +520,7 @@ impl Backend for Postgres {
 
     fn begin(&mut self) -> Result<(), DbError> {
         self.send_reset()?;
-        self.client.batch_execute("BEGIN").map_err(db_error)?;
+        self.client.batch_execute(BEGIN).map_err(db_error)?;
         self.in_transaction = true;
         Ok(())
     }
@@ -591,7 +591,8 @@ impl Backend for Postgres {
             on_statement(i).map_err(|error| SectionError::new(FailedAt::Statement(i), error))?;
         }
         let mut batch = self.take_reset().to_string();
-        batch.push_str("BEGIN;\n");
+        batch.push_str(BEGIN);
+        batch.push_str(";\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
         // Character ranges of the statements: PostgreSQL reports an error's
         // position in characters of the whole message.
@@ -641,19 +642,21 @@ impl Backend for Postgres {
         let own = !self.in_transaction;
         let mut batch = self.take_reset().to_string();
         if own {
-            batch.push_str("BEGIN;\n");
+            batch.push_str(BEGIN);
+            batch.push_str(";\n");
         }
         // SET LOCAL ends with this transaction, so it cannot outlive the rows
         // into the section's next statement.
         if own || commit {
-            batch.push_str("SET LOCAL ROLE NONE;\n");
+            batch.push_str(AS_OWN_USER);
         }
         batch.push_str(&self.rows_sql(row, log, false));
         if own || commit {
             batch.push_str("COMMIT;\n");
         }
         if begin {
-            batch.push_str("BEGIN;\n");
+            batch.push_str(BEGIN);
+            batch.push_str(";\n");
         }
         let sent = self.client.batch_execute(&batch).map_err(db_error);
         // After an error a transaction this message opened may be left
@@ -663,7 +666,9 @@ impl Backend for Postgres {
     }
 
     fn save_phase(&mut self, row: &PhaseState) -> Result<(), DbError> {
-        run(&mut self.client, &self.sql.upsert_state, &state_sql::state_params(row))
+        // As every state write: the failing section may have changed the
+        // session's user or made it read-only.
+        self.record(row, None, false, false)
     }
 
     fn delete_phase(&mut self, id: &VersionId, phase: Phase) -> Result<(), DbError> {
@@ -671,9 +676,22 @@ impl Backend for Postgres {
     }
 
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), DbError> {
-        run(&mut self.client, &self.sql.insert_log, &state_sql::log_params(entry))
+        let sql = state_sql::inline(Dialect::Postgres, &self.sql.insert_log, &state_sql::log_params(entry));
+        let batch =
+            if self.in_transaction { format!("{sql};\n") } else { format!("{BEGIN};\n{AS_OWN_USER}{sql};\nCOMMIT;\n") };
+        self.client.batch_execute(&batch).map_err(db_error)
     }
 }
+
+/// Every transaction pygrate begins: READ WRITE, as a section may have made
+/// read-only the default (`default_transaction_read_only`), and a reset
+/// sent in the same message comes too late for the transaction it opens.
+const BEGIN: &str = "BEGIN READ WRITE";
+
+/// Makes pygrate's own writes the session's own user's for the rest of the
+/// transaction, whatever a section did: `SET ROLE` to one that cannot
+/// write pygrate's tables, or pg_dump's `SET SESSION AUTHORIZATION`.
+const AS_OWN_USER: &str = "SET LOCAL SESSION AUTHORIZATION DEFAULT;\nSET LOCAL ROLE NONE;\n";
 
 /// `template` with its duration placeholder (`$param`, the last one) turned
 /// into how long the message has run so far: the section travels in the same

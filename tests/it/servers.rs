@@ -574,6 +574,48 @@ fn a_resumed_section_runs_where_its_first_statements_put_it(db: &TestDb) {
 /// change the session where no look at its text can tell (`set_config` in a
 /// DO block): pygrate still writes its own rows as the session's user, and
 /// the next section starts as the session began.
+/// pg_dump's `SET SESSION AUTHORIZATION`, and a read-only default, made
+/// every state write of the section fail: a transactional section could
+/// never be applied, a `no-transaction` one stayed `running` for good, and
+/// its failure went unlogged. The state is written as the session's own
+/// user, read-write, whatever the section did.
+fn a_section_that_changes_the_session_user_or_makes_it_read_only_still_records(db: &TestDb) {
+    if db.engine != Engine::Postgres {
+        return;
+    }
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let role = format!("{database}_dump");
+    db.execute(&format!("CREATE ROLE {role} NOLOGIN"));
+    db.execute(&format!("GRANT CREATE ON SCHEMA public TO {role}"));
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-a.sql",
+        &format!("-- @add\nSET SESSION AUTHORIZATION {role};\nCREATE TABLE dumped_a (id INTEGER);\n"),
+    );
+    p.write(
+        "releases/r1/v002-b.sql",
+        &format!("-- @add no-transaction\nSET SESSION AUTHORIZATION {role};\nCREATE TABLE dumped_b (id INTEGER);\nSELECT 1;\n"),
+    );
+    p.write(
+        "releases/r1/v003-c.sql",
+        "-- @add no-transaction\nSET default_transaction_read_only = on;\nSELECT 1;\nSELECT 2;\n",
+    );
+    p.write(
+        "releases/r1/v004-d.sql",
+        "-- @add no-transaction\nSET default_transaction_read_only = on;\nCREATE TABLE nope (id INTEGER);\n",
+    );
+    let outcome = p.run(db, &["ff"]);
+    let logged = db.query_i64("SELECT COUNT(*) FROM pygrate_log WHERE version_name = 'v004-d' AND outcome = 'failed'");
+    let rows = state(db);
+    db.execute(&format!("DROP OWNED BY {role}"));
+    db.execute(&format!("DROP ROLE {role}"));
+    outcome.code(1).stderr_has("v004-d.sql:3").stderr_has("[25006]");
+    for applied in ["r1/v001-a add applied", "r1/v002-b add applied", "r1/v003-c add applied", "r1/v004-d add failed"] {
+        assert!(rows.contains(&applied.to_string()), "{rows:?}");
+    }
+    assert_eq!(logged, 1, "the failure is logged");
+}
+
 fn a_section_that_sets_a_role_still_records_its_state(db: &TestDb) {
     if db.engine != Engine::Postgres {
         return;
@@ -754,6 +796,7 @@ crate::on_every_engine!(
     a_transaction_of_the_section_is_rolled_back_and_resumed_whole,
     a_resumed_section_runs_where_its_first_statements_put_it,
     a_section_that_sets_a_role_still_records_its_state,
+    a_section_that_changes_the_session_user_or_makes_it_read_only_still_records,
     a_resumed_section_does_not_rerun_what_ran_when_its_marker_changes,
     a_section_that_moves_the_session_still_records_its_state,
     a_schema_named_after_the_user_does_not_hide_the_state,
