@@ -211,6 +211,9 @@ struct Current {
     /// End of the last code or comment token so far.
     end: usize,
     block: BlockTracker,
+    /// Open parentheses: PostgreSQL's `CREATE RULE … DO (a; b)` holds `;`
+    /// inside them, and psql does not split there either.
+    parens: usize,
 }
 
 impl<'a> Splitter<'a> {
@@ -246,7 +249,14 @@ impl<'a> Splitter<'a> {
                     Some(delimiter) => self.code_with_delimiter(&token, delimiter)?,
                     None => {
                         self.current.block.feed(&token);
-                        if token.is_punct(';') && !self.current.block.in_body() {
+                        if self.lexer.dialect() == Dialect::Postgres {
+                            if token.is_punct('(') {
+                                self.current.parens += 1;
+                            } else if token.is_punct(')') {
+                                self.current.parens = self.current.parens.saturating_sub(1);
+                            }
+                        }
+                        if token.is_punct(';') && !self.current.block.in_body() && self.current.parens == 0 {
                             self.finish()?;
                         } else {
                             self.code(&token, token.end());
@@ -501,6 +511,21 @@ mod tests {
                     11
                 ),
                 ("INSERT INTO t (id) VALUES (1)", 13)
+            ]
+        );
+    }
+
+    /// A PostgreSQL rule's actions sit in parentheses, `;` between them:
+    /// they were cut into two statements, which failed statement by
+    /// statement (a `no-transaction` section, any retry).
+    #[test]
+    fn postgres_does_not_split_inside_parentheses() {
+        let text = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO log VALUES (NEW.a); INSERT INTO log VALUES (1));\nSELECT 1;";
+        assert_eq!(
+            stmts(text, Dialect::Postgres),
+            vec![
+                ("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO log VALUES (NEW.a); INSERT INTO log VALUES (1))", 10),
+                ("SELECT 1", 11)
             ]
         );
     }
@@ -899,7 +924,16 @@ mod tests {
                     text.push_str(separator);
                 }
             }
-            for dialect in DIALECTS {
+            // PostgreSQL keeps a `;` inside parentheses, as psql does: an
+            // unclosed `(` runs on into the next statement there.
+            let balanced = statements.iter().all(|s| {
+                s.chars().try_fold(0usize, |depth, c| match c {
+                    '(' => Some(depth + 1),
+                    ')' => Some(depth.saturating_sub(1)),
+                    _ => Some(depth),
+                }) == Some(0)
+            });
+            for dialect in DIALECTS.into_iter().filter(|d| balanced || *d != Dialect::Postgres) {
                 let got: Vec<_> = split(&text, 7, dialect).map_err(|e| TestCaseError::fail(e.to_string()))?
                     .into_iter().map(|s| (s.sql, s.line)).collect();
                 prop_assert_eq!(&got, &expected);
