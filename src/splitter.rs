@@ -76,10 +76,17 @@ impl Statement<'_> {
     /// cannot: it would keep pygrate from writing the state row that records
     /// it, release the migration lock, or make the server misread the text.
     pub fn refused(&self, dialect: Dialect) -> Option<&'static str> {
-        let words: Vec<Token<'_>> =
-            Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).collect();
-        let first = words.first()?;
-        let word = |w: &str| words.iter().any(|t| t.is_word(w));
+        // Every statement of every file is asked, by every command: the
+        // head is lexed, and the rest only when the statement may need it.
+        let code = || Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
+        let mut head = code();
+        let first = head.next()?;
+        let second = head.next();
+        let rest = || code().skip(1).collect::<Vec<_>>();
+        let names = |w: &str| {
+            let text = self.sql.as_bytes();
+            text.windows(w.len()).any(|t| t.eq_ignore_ascii_case(w.as_bytes())) && code().any(|t| t.is_word(w))
+        };
         if first.is_punct('\\') {
             return Some(
                 "a psql/mysql client command (`\\set`, `\\i`, …), not SQL: pygrate sends statements to the server, \
@@ -90,10 +97,9 @@ impl Statement<'_> {
         // and a second pygrate would apply the same phase again.
         let unlocks = match dialect {
             Dialect::Postgres => {
-                first.is_word("DISCARD") && words.get(1).is_some_and(|t| t.is_word("ALL"))
-                    || word("pg_advisory_unlock_all")
+                first.is_word("DISCARD") && second.is_some_and(|t| t.is_word("ALL")) || names("pg_advisory_unlock_all")
             }
-            Dialect::Mysql => word("RELEASE_ALL_LOCKS"),
+            Dialect::Mysql => names("RELEASE_ALL_LOCKS"),
             Dialect::Sqlite => false,
         };
         if unlocks {
@@ -103,7 +109,8 @@ impl Statement<'_> {
                  releasing your own locks by name are fine)",
             );
         }
-        if first.is_word("SET") && sets_a_non_utf8_encoding(&words[1..]) {
+        let set = first.is_word("SET").then(rest);
+        if set.as_deref().is_some_and(sets_a_non_utf8_encoding) {
             return Some(
                 "pygrate sends the file's text, and its own state rows, as UTF-8 (a version file is UTF-8): another \
                  client encoding makes the server misread both; leave it out, or set UTF8",
@@ -112,21 +119,21 @@ impl Statement<'_> {
         if dialect != Dialect::Mysql {
             return None;
         }
-        if first.is_word("LOCK") && words.get(1).is_some_and(|t| t.is_any_word(&["TABLE", "TABLES"])) {
+        if first.is_word("LOCK") && second.is_some_and(|t| t.is_any_word(&["TABLE", "TABLES"])) {
             return Some(
                 "`LOCK TABLES` keeps this session from every table it does not name, pygrate's state table \
                  included, so the statement's progress could not be recorded: leave it out (ALTER TABLE and other \
                  DDL lock what they change), or run this step by hand and settle it with `pygrate resolve`",
             );
         }
-        if first.is_word("FLUSH") && words.windows(2).any(|w| w[0].is_word("READ") && w[1].is_word("LOCK")) {
+        if first.is_word("FLUSH") && rest().windows(2).any(|w| w[0].is_word("READ") && w[1].is_word("LOCK")) {
             return Some(
                 "`FLUSH TABLES … WITH READ LOCK` blocks every write, pygrate's state row included, so the \
                  statement's progress could not be recorded: leave it out, or run this step by hand and settle it \
                  with `pygrate resolve`",
             );
         }
-        if first.is_word("SET") && word("autocommit") {
+        if set.is_some_and(|words| words.iter().any(|t| t.is_word("autocommit"))) {
             return Some(
                 "`SET autocommit` changes how pygrate's own state rows commit, so they could be lost with the \
                  section's work: mark the section `no-transaction` and use START TRANSACTION … COMMIT instead",

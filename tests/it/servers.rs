@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ::mysql::prelude::Queryable;
 
 use crate::lanes::state;
-use crate::support::{Engine, Sandbox, TestDb};
+use crate::support::{Engine, Run, Sandbox, TestDb};
 
 /// Holds a lock on table `t` from another session until told to stop (or
 /// `hold` passes): PostgreSQL ACCESS EXCLUSIVE; MySQL a metadata lock from an
@@ -53,21 +53,35 @@ fn project(db: &TestDb, retries: u32) -> Sandbox {
     p
 }
 
-fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
-    if db.engine == Engine::Sqlite {
-        return;
-    }
-    let p = project(db, 0);
-    let (stop, blocker) = block_table(db, Duration::from_secs(30));
+/// `add` while another session holds a lock on `t` (for up to a minute),
+/// and how long it took.
+fn add_while_blocked(db: &TestDb, p: &Sandbox) -> (Run, Duration) {
+    let (stop, blocker) = block_table(db, Duration::from_secs(60));
     let started = Instant::now();
     let run = p.run_with(None, &["add"]);
     let took = started.elapsed();
     stop.send(()).unwrap();
     blocker.join().unwrap();
+    (run, took)
+}
+
+fn lock_timeout_code(db: &TestDb) -> &'static str {
+    if db.engine == Engine::Postgres {
+        "[55P03]"
+    } else {
+        "[1205]"
+    }
+}
+
+fn lock_timeout_fails_fast_and_applies_nothing(db: &TestDb) {
+    if db.engine == Engine::Sqlite {
+        return;
+    }
+    let p = project(db, 0);
+    let (run, took) = add_while_blocked(db, &p);
     // With no retry to follow, PostgreSQL runs the section statement by
     // statement, so the lock timeout names its statement.
-    let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
-    run.code(1).stderr_has("releases/r1/v002-alter.sql:2: add r1/v002-alter failed").stderr_has(code);
+    run.code(1).stderr_has("releases/r1/v002-alter.sql:2: add r1/v002-alter failed").stderr_has(lock_timeout_code(db));
     if db.engine == Engine::Mysql {
         // Nothing to fix in a statement that waited too long for a lock.
         run.stderr_has("Run `pygrate add r1/v002-alter` again to resume there");
@@ -85,14 +99,8 @@ fn lock_timeout_is_five_seconds_unless_configured(db: &TestDb) {
     }
     let p = project(db, 0);
     p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_retries: 0\n", db.url));
-    let (stop, blocker) = block_table(db, Duration::from_secs(60));
-    let started = Instant::now();
-    let run = p.run_with(None, &["add"]);
-    let took = started.elapsed();
-    stop.send(()).unwrap();
-    blocker.join().unwrap();
-    let code = if db.engine == Engine::Postgres { "[55P03]" } else { "[1205]" };
-    run.code(1).stderr_has(code);
+    let (run, took) = add_while_blocked(db, &p);
+    run.code(1).stderr_has(lock_timeout_code(db));
     assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(15), "took {took:?}");
 }
 
