@@ -704,14 +704,19 @@ impl Workspace {
         dry_run: bool,
         create_state_tables: bool,
         out: &Output,
-        plan: impl FnOnce(&Lanes<'s>) -> Result<Option<T>, Error>,
+        plan: impl Fn(&Lanes<'s>) -> Result<Option<T>, Error>,
         write: impl FnOnce(&mut dyn Backend, T) -> Result<(), Error>,
     ) -> Result<u8, Error> {
-        let mut backend = self.connect(!dry_run)?;
-        if dry_run {
+        // A dry run, or a SQLite file that does not exist yet, is planned
+        // first on what is there: a refused or empty change leaves no file.
+        let (mut backend, stand_in) = self.connect_to_plan()?;
+        if dry_run || stand_in {
             let state = read_state(backend.as_mut())?;
-            plan(&Lanes::from_state(&self.migrations, state))?;
-            return Ok(0);
+            let change = plan(&Lanes::from_state(&self.migrations, state))?;
+            if dry_run || change.is_none() {
+                return Ok(0);
+            }
+            backend = self.connect(true)?;
         }
         let mut guard = lock(backend.as_mut(), self.config.lock_wait, &self.interrupt)?;
         // Reading the state and writing the change (one transaction) record

@@ -277,7 +277,17 @@ fn commands_with_nothing_to_do_and_dry_runs_create_no_file() {
     p.run_with(Some(&url), &["-n", "baseline", "r1"]).ok().stdout_has("would baseline add r1/v001-journal");
     p.run_with(Some(&url), &["-n", "rehash", "r1"]).ok().stdout_has("nothing to rehash");
     p.run_with(Some(&url), &["-n", "sum"]).ok().stdout_has("would write ").stdout_has("  a new file");
+    // Refused changes leave nothing either (a mistyped path must not leave
+    // an empty database behind).
+    p.run_with(Some(&url), &["resolve", "r1/v001-journal", "add", "--as", "applied"])
+        .code(2)
+        .stderr_has("nothing to resolve");
+    p.run_with(Some(&url), &["baseline", "r9"]).code(2).stderr_has("no release or version `r9`");
+    p.run_with(Some(&url), &["rehash", "r1"]).ok().stdout_has("nothing to rehash");
     assert_eq!(crate::lanes::tree_bytes(p.path()), before, "no database, lock file or sum file");
+    // A change that is made creates the database.
+    p.run_with(Some(&url), &["baseline", "r1"]).ok().stdout_has("baseline add r1/v001-journal");
+    p.run_with(Some(&url), &["status"]).ok().stdout_has("applied");
 }
 
 /// A missing section has no line: the text plan named line 1 of the file,
