@@ -6,9 +6,13 @@
 //!
 //! ```no_run
 //! let migrator = pygrate::migrator::Migrator::new("deploy/db", "postgres://app@db/app");
-//! let outcome = migrator.ff()?;
-//! for ran in &outcome.ran {
-//!     println!("{} {}", ran.action, ran.id);
+//! match migrator.ff() {
+//!     Ok(outcome) => outcome.ran.iter().for_each(|ran| println!("{} {}", ran.action, ran.id)),
+//!     Err(failure) => {
+//!         // What completed before the failure; the state tables agree.
+//!         failure.before.ran.iter().for_each(|ran| println!("{} {}", ran.action, ran.id));
+//!         return Err(failure.error);
+//!     }
 //! }
 //! # Ok::<(), pygrate::error::Error>(())
 //! ```
@@ -20,6 +24,34 @@ use crate::cli::{ForwardArgs, Resolution};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::phase::Phase;
+
+/// A command that did not complete: why, and what it did and said before
+/// (the phases that ran to completion, warnings, its output).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub before: Box<Captured>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// What `plan` and `status` answer: their JSON, and the warnings the
+/// command line prints beside it (drift, an ignored `schema`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub json: serde_json::Value,
+    pub warnings: Vec<String>,
+}
 
 /// A project (`releases/`, and `conf.d/` for settings such as `lock_timeout`)
 /// and the database it migrates.
@@ -60,7 +92,7 @@ impl Migrator {
     /// A handle to stop a run from another thread (a shutdown hook): the
     /// statement in flight is cancelled on the server, its phase recorded
     /// as failed there (or rolled back), and nothing else starts; the run
-    /// returns `Error::Interrupted` or the cancelled statement's failure.
+    /// fails with `Error::Interrupted` or the cancelled statement's failure.
     /// Once asked, a later `ff` of this `Migrator` stops before it takes the
     /// lock; `plan` and `status` still answer. Clones share it: one request
     /// stops every run of this `Migrator` and of its clones, each at its own
@@ -72,9 +104,10 @@ impl Migrator {
 
     /// `pygrate ff`: every pending phase, version by version. `Ok` holds the
     /// phases that ran (none: nothing was pending) and any warnings; a
-    /// refusal, a lint error or a failing statement is an `Err`, with the
-    /// state tables saying what happened.
-    pub fn ff(&self) -> Result<Captured, Error> {
+    /// refusal, a lint error or a failing statement is an `Err`, holding
+    /// the phases that completed before it, with the state tables saying
+    /// what happened.
+    pub fn ff(&self) -> Result<Captured, Failure> {
         self.run(false, |workspace, out| {
             workspace.forward(&Phase::ALL, None, true, &ForwardArgs::default(), false, out)
         })
@@ -84,48 +117,58 @@ impl Migrator {
     /// TARGET` (Simdrop): undoes that phase of TARGET (a version, or every
     /// version of a release), newest first, under the command line's rules;
     /// `drop` is final and refused.
-    pub fn rollback(&self, phase: Phase, target: &str) -> Result<Captured, Error> {
+    pub fn rollback(&self, phase: Phase, target: &str) -> Result<Captured, Failure> {
         self.run(false, |workspace, out| workspace.rollback(phase, target, false, out))
     }
 
     /// `pygrate resolve TARGET PHASE --as applied|pending`: settles a
     /// `running` or `failed` phase once its effect on the database is known.
-    pub fn resolve(&self, target: &str, phase: Phase, resolution: Resolution) -> Result<Captured, Error> {
+    pub fn resolve(&self, target: &str, phase: Phase, resolution: Resolution) -> Result<Captured, Failure> {
         self.run(false, |workspace, out| workspace.resolve(target, phase, resolution, false, out))
     }
 
     /// `pygrate baseline TARGET`: records every phase up to TARGET as
     /// applied without running it, to adopt pygrate on an existing database.
-    pub fn baseline(&self, target: &str) -> Result<Captured, Error> {
+    pub fn baseline(&self, target: &str) -> Result<Captured, Failure> {
         self.run(false, |workspace, out| workspace.baseline(target, false, false, out))
     }
 
     /// What `ff` would run, as `pygrate plan --format json` prints it.
-    pub fn plan(&self) -> Result<serde_json::Value, Error> {
+    pub fn plan(&self) -> Result<Report, Failure> {
         self.json(|workspace, out| workspace.forward(&Phase::ALL, None, true, &ForwardArgs::default(), true, out))
     }
 
     /// Every version's phases and the problems found, as `pygrate status
     /// --format json` prints them.
-    pub fn status(&self) -> Result<serde_json::Value, Error> {
+    pub fn status(&self) -> Result<Report, Failure> {
         self.json(|workspace, out| workspace.status(None, out))
     }
 
-    fn json(&self, command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>) -> Result<serde_json::Value, Error> {
+    fn json(&self, command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>) -> Result<Report, Failure> {
         let captured = self.run(true, command)?;
-        serde_json::from_str(&captured.text)
-            .map_err(|e| Error::Usage(format!("pygrate printed no JSON ({e}): {}", captured.text)))
+        match serde_json::from_str(&captured.text) {
+            Ok(json) => Ok(Report { json, warnings: captured.warnings }),
+            Err(e) => Err(Failure {
+                error: Error::Usage(format!("pygrate printed no JSON ({e}): {}", captured.text)),
+                before: Box::new(captured),
+            }),
+        }
     }
 
     fn run(
         &self,
         json: bool,
         command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>,
-    ) -> Result<Captured, Error> {
+    ) -> Result<Captured, Failure> {
         let out = Output { quiet: false, verbose: false, json, captured: Some(Default::default()) };
-        let workspace = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out)?;
-        let workspace = Workspace { interrupt: self.interrupt.for_run(), ..workspace };
-        command(&workspace, &out)?;
-        Ok(out.captured.map(|c| c.into_inner()).unwrap_or_default())
+        let ran = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out).and_then(|workspace| {
+            let workspace = Workspace { interrupt: self.interrupt.for_run(), ..workspace };
+            command(&workspace, &out)
+        });
+        let captured = out.captured.map(|c| c.into_inner()).unwrap_or_default();
+        match ran {
+            Ok(_) => Ok(captured),
+            Err(error) => Err(Failure { error, before: Box::new(captured) }),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pygrate::cli::Resolution;
 use pygrate::error::Error;
-use pygrate::migrator::Migrator;
+use pygrate::migrator::{Failure, Migrator};
 use pygrate::phase::{Action, Phase};
 
 use crate::lanes::applied;
@@ -15,7 +15,7 @@ use crate::support::{Sandbox, TestDb};
 fn migrates_and_reports_as_data(db: &TestDb) {
     let p = Sandbox::fixture("portable");
     let migrator = Migrator::new(p.path(), db.url.clone());
-    let plan = migrator.plan().unwrap();
+    let plan = migrator.plan().unwrap().json;
     assert_eq!(plan["steps"].as_array().map(Vec::len), Some(9), "{plan}");
     let outcome = migrator.ff().unwrap();
     let ran: Vec<String> = outcome.ran.iter().map(|r| format!("{} {}", r.action, r.id)).collect();
@@ -27,18 +27,29 @@ fn migrates_and_reports_as_data(db: &TestDb) {
     // Nothing pending: nothing ran, which the caller can tell from data.
     let again = migrator.ff().unwrap();
     assert!(again.ran.is_empty() && again.text.contains("nothing to do"), "{again:?}");
-    let status = migrator.status().unwrap();
+    let status = migrator.status().unwrap().json;
     let versions = status["versions"].as_array().cloned().unwrap_or_default();
     assert_eq!(versions.len(), 3, "{status}");
     assert!(versions.iter().all(|v| v["phases"][0]["status"] == "applied"), "{status}");
-    // A failure is an error with its file and line, and the state says so.
-    p.write("releases/r2/v002-broken.sql", "-- @add no-transaction\nSELECT 1;\nSELECT * FROM nowhere;\n");
+    // A failure is an error with its file and line, and the state says so;
+    // what completed before it is in the error too.
+    p.write("releases/r2/v002-good.sql", "-- @add\nCREATE TABLE good (id INTEGER);\n");
+    p.write("releases/r2/v003-broken.sql", "-- @add no-transaction\nSELECT 1;\nSELECT * FROM nowhere;\n");
     match migrator.ff() {
-        Err(Error::Statement(failure)) => assert!(failure.to_string().contains("v002-broken.sql:3"), "{failure}"),
+        Err(Failure { error: Error::Statement(failure), before }) => {
+            assert!(failure.to_string().contains("v003-broken.sql:3"), "{failure}");
+            let ran: Vec<String> = before.ran.iter().map(|r| format!("{} {}", r.action, r.id)).collect();
+            assert_eq!(ran, ["add r2/v002-good", "simdrop r2/v002-good", "drop r2/v002-good"]);
+        }
         other => panic!("{other:?}"),
     }
-    let status = migrator.status().unwrap();
-    assert_eq!(status["versions"][3]["phases"][0]["status"], "failed", "{status}");
+    let status = migrator.status().unwrap().json;
+    assert_eq!(status["versions"][4]["phases"][0]["status"], "failed", "{status}");
+    // Warnings come with the JSON, as the command line prints them beside it.
+    let journal = p.read("releases/r1/v001-journal.sql").replace("VARCHAR(50)", "VARCHAR(60)");
+    p.write("releases/r1/v001-journal.sql", &journal);
+    let plan = migrator.plan().unwrap();
+    assert!(plan.warnings.iter().any(|w| w.contains("r1/v001-journal")), "{plan:?}");
 }
 
 /// A service's shutdown stops a run through `Migrator::interrupt`: the
@@ -56,7 +67,7 @@ fn a_service_stops_a_run_through_its_interrupt(db: &TestDb) {
     let interrupt = migrator.interrupt();
     let asker = thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while watcher.status().map_or(true, |s| s["versions"][0]["phases"][0]["status"] != "running") {
+        while watcher.status().map_or(true, |s| s.json["versions"][0]["phases"][0]["status"] != "running") {
             assert!(Instant::now() < deadline, "the section never started");
             thread::sleep(Duration::from_millis(20));
         }
@@ -64,17 +75,19 @@ fn a_service_stops_a_run_through_its_interrupt(db: &TestDb) {
         interrupt.request("shutdown")
     });
     match migrator.ff() {
-        Err(Error::Statement(failure)) => {
+        Err(Failure { error: Error::Statement(failure), .. }) => {
             assert!(failure.aftermath.starts_with("pygrate was stopped (shutdown); 1 of 2"), "{failure}")
         }
         other => panic!("{other:?}"),
     }
     assert!(asker.join().unwrap(), "the run held the lock when asked");
     assert_eq!(db.query_i64("SELECT statements_done FROM pygrate_state"), 1);
-    let status = migrator.status().unwrap();
+    let status = migrator.status().unwrap().json;
     assert_eq!(status["versions"][0]["phases"][0]["status"], "failed", "{status}");
     match migrator.ff() {
-        Err(error @ Error::Interrupted { .. }) => assert!(error.to_string().contains("nothing ran"), "{error}"),
+        Err(Failure { error: error @ Error::Interrupted { .. }, .. }) => {
+            assert!(error.to_string().contains("nothing ran"), "{error}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -116,7 +129,7 @@ fn a_shutdown_stops_every_run_of_the_clones(db: &TestDb) {
     assert!(interrupt.request("shutdown"), "runs held their locks when asked");
     for run in runs {
         let (started, outcome) = run.join().unwrap();
-        assert!(matches!(outcome, Err(Error::Statement(_))), "{outcome:?}");
+        assert!(matches!(outcome, Err(Failure { error: Error::Statement(_), .. })), "{outcome:?}");
         assert!(started.elapsed() < Duration::from_secs(20), "a run was not cancelled");
     }
     for table in ["tenant_a", "tenant_b"] {
@@ -144,10 +157,10 @@ fn baselines_resolves_and_rolls_back(db: &TestDb) {
     let baselined = migrator.baseline("r1/v001-old").unwrap();
     assert!(baselined.text.contains("baseline add r1/v001-old"), "{}", baselined.text);
     assert!(!db.table_exists("old_t"), "baseline ran SQL");
-    assert!(matches!(migrator.ff(), Err(Error::Statement(_))));
+    assert!(matches!(migrator.ff(), Err(Failure { error: Error::Statement(_), .. })));
     let resolved = migrator.resolve("r1/v002-new", Phase::Add, Resolution::Applied).unwrap();
     assert!(resolved.text.contains("resolved add of r1/v002-new: failed → applied"), "{}", resolved.text);
-    assert!(matches!(migrator.rollback(Phase::Drop, "r1/v002-new"), Err(Error::Refused(_))));
+    assert!(matches!(migrator.rollback(Phase::Drop, "r1/v002-new"), Err(Failure { error: Error::Refused(_), .. })));
     let rolled_back = migrator.rollback(Phase::Add, "r1/v002-new").unwrap();
     let ran: Vec<String> = rolled_back.ran.iter().map(|r| format!("{} {}", r.action, r.id)).collect();
     assert_eq!(ran, ["rollback_add r1/v002-new"]);
