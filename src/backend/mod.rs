@@ -505,6 +505,15 @@ fn within<T: Send + 'static>(
 
 /// Opens a connection. `create` false: a missing SQLite file is not created
 /// (read-only commands must not leave files behind).
+/// `host:port` for messages, an IPv6 address in brackets as URLs write it.
+fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend>, Error> {
     Ok(match location {
         Location::SqliteFile(path) => Box::new(sqlite::Sqlite::open(Some(path), settings, create)?),
@@ -588,6 +597,12 @@ mod tests {
         ] {
             assert!(!changes_session(sql, Dialect::Postgres), "{sql}");
         }
+    }
+
+    #[test]
+    fn endpoints_bracket_ipv6_addresses() {
+        assert_eq!(super::endpoint("::1", 5432), "[::1]:5432");
+        assert_eq!(super::endpoint("db.internal", 3306), "db.internal:3306");
     }
 
     #[test]

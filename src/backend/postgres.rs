@@ -405,7 +405,7 @@ fn endpoints(config: &Config) -> String {
         .map(|(i, host)| {
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             match host {
-                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Tcp(name) => super::endpoint(name, port),
                 Host::Unix(path) => format!("{}:{port}", path.display()),
             }
         })

@@ -758,6 +758,13 @@ fn unencoded_passwords_are_refused_and_never_shown() {
         run.code(1).stderr_has(&format!("cannot connect to {engine} at 127.0.0.1:1"));
         assert!(!run.stderr.contains("S3cr"), "{}", run.stderr);
     }
+    // An IPv6 address is shown as a URL writes it (PostgreSQL said `::1:1`).
+    for (url, engine) in [
+        ("postgres://u@[::1]:1/db?connect_timeout=1", "PostgreSQL"),
+        ("mysql://root@[::1]:1/db?tcp_connect_timeout_ms=1000", "MySQL"),
+    ] {
+        p.run_with(Some(url), &["status"]).code(1).stderr_has(&format!("cannot connect to {engine} at [::1]:1:"));
+    }
 }
 
 /// Known before connecting, so a usage error (exit 2), not a failed connection (1).
