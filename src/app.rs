@@ -1090,7 +1090,10 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
     }
     let slug: String =
         name.trim().chars().map(|c| if c.is_whitespace() { '-' } else { c.to_ascii_lowercase() }).collect();
-    if !plain(&slug) {
+    // `add-orders.sql` names the version `add-orders`; the separator after
+    // the number is the release's own.
+    let slug = slug.strip_suffix(".sql").unwrap_or(&slug).trim_matches(|c| "-_.".contains(c));
+    if !plain(slug) {
         return Err(Error::Usage(format!("name `{name}`: use letters, digits, `.`, `_` and `-` (e.g. add-orders)")));
     }
     let releases = root.join(crate::project::RELEASES_DIR);

@@ -556,6 +556,12 @@ fn new_creates_the_next_version_with_every_marker() {
         assert!(text.contains(marker), "{text}");
     }
     p.run_with(None, &["new", "../x", "y"]).code(2);
+    // A name given as a file name, or with separators at its ends, names
+    // the version: no `.sql.sql`, no `v003--x`.
+    let r = Sandbox::empty();
+    r.run_with(None, &["new", "r1", "Add-Orders.SQL"]).ok().stdout_has("releases/r1/v001-add-orders.sql\n");
+    r.run_with(None, &["new", "r1", " -tidy up_ "]).ok().stdout_has("releases/r1/v002-tidy-up.sql\n");
+    r.run_with(None, &["new", "r1", "_.-"]).code(2).stderr_has("name `_.-`");
     // Only version files count: not notes, not directories the project ignores.
     p.write("releases/2026.03/v050-notes.txt", "");
     p.write("releases/2026.03/v200-old/readme.md", "");
