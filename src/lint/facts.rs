@@ -137,6 +137,11 @@ pub(crate) enum Fact {
         column: String,
         line: usize,
     },
+    /// PostgreSQL `ALTER SCHEMA s RENAME TO t`: every name in it moves.
+    RenameSchema {
+        schema: String,
+        line: usize,
+    },
     TypeChange {
         table: String,
         column: String,
@@ -348,6 +353,10 @@ fn alter(tokens: &[Token<'_>]) -> Vec<Fact> {
                 _ => Vec::new(),
             }
         }
+        Some((Object::Schema, i)) => match (top_level(tokens).find(|t| t.is_word("RENAME")), name_at(tokens, i)) {
+            (Some(r), Some((schema, _))) => vec![Fact::RenameSchema { schema, line: r.line }],
+            _ => Vec::new(),
+        },
         _ => Vec::new(),
     }
 }

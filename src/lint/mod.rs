@@ -249,6 +249,8 @@ struct FileFacts<'m> {
     /// each: from there on nothing else uses them yet. Before it, the name
     /// is the existing table's (`DROP TABLE t; CREATE TABLE t …` drops data).
     new_tables: HashMap<String, usize>,
+    /// Schemas created by the `@add` section, and the index of the statement.
+    new_schemas: HashMap<String, usize>,
     /// (table, column) pairs `@add` adds: an `@add` backfill may write them.
     added_columns: HashSet<(String, String)>,
     /// Views `@add` (re)creates: dropping one first is a replacement.
@@ -287,6 +289,7 @@ impl<'m> FileFacts<'m> {
             sections.push(SectionFacts { section, statements, comments });
         }
         let (mut new_tables, mut added_columns, mut created_views) = (HashMap::new(), HashSet::new(), HashSet::new());
+        let mut new_schemas = HashMap::new();
         let add = sections.iter().find(|s| s.section.kind == SectionKind::Add);
         let add_facts = add.into_iter().flat_map(|s| s.statements.iter().enumerate());
         for (index, fact) in add_facts.flat_map(|(index, st)| st.facts.iter().map(move |f| (index, f))) {
@@ -295,6 +298,9 @@ impl<'m> FileFacts<'m> {
                     object: Object::Table, name: Some(name), replace: false, if_not_exists: false, ..
                 } => {
                     new_tables.entry(name.clone()).or_insert(index);
+                }
+                Fact::Create { object: Object::Schema, name: Some(name), if_not_exists: false, .. } => {
+                    new_schemas.entry(name.clone()).or_insert(index);
                 }
                 Fact::Create { object: Object::View | Object::MaterializedView, name: Some(name), .. } => {
                     created_views.insert(name.clone());
@@ -305,7 +311,7 @@ impl<'m> FileFacts<'m> {
                 _ => {}
             }
         }
-        FileFacts { migration: m, sections, new_tables, added_columns, created_views }
+        FileFacts { migration: m, sections, new_tables, new_schemas, added_columns, created_views }
     }
 
     fn section(&self, kind: SectionKind) -> Option<&SectionFacts<'m>> {
@@ -500,6 +506,14 @@ fn statement_rules(
             format!("renaming `{table}` in `@add` breaks the code still running, which uses the old name"),
             "create the new name alongside in `-- @add` (a new table or a view), rename the old one away in `-- @simdrop`",
         ),
+        Fact::RenameSchema { schema, line } if in_add && file.new_schemas.get(schema).is_none_or(|&c| c > index) => {
+            emit(
+                &RENAME_IN_ADD,
+                *line,
+                format!("renaming schema `{schema}` in `@add` breaks the code still running, which uses the old name for everything in it"),
+                "create the new schema alongside in `-- @add` (views or copies of what the new code needs), rename the old one away in `-- @simdrop`",
+            )
+        }
         Fact::RenameColumn { table, column, line } if in_add && existing(table) => emit(
             &RENAME_IN_ADD,
             *line,
