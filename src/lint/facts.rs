@@ -84,6 +84,8 @@ pub(crate) enum Fact {
     Drop {
         object: Object,
         names: Vec<String>,
+        /// `CASCADE`: whatever depends on them goes too.
+        cascade: bool,
         line: usize,
     },
     /// `TRUNCATE`: every row of these tables goes.
@@ -258,7 +260,8 @@ fn drop(tokens: &[Token<'_>]) -> Vec<Fact> {
         }
         i += 1;
     }
-    out.push(Fact::Drop { object, names, line });
+    let cascade = tokens.get(i).is_some_and(|t| t.is_word("CASCADE"));
+    out.push(Fact::Drop { object, names, cascade, line });
     out
 }
 
@@ -411,7 +414,12 @@ fn alter_action(table: &str, action: &[Token<'_>]) -> Vec<Fact> {
         "DROP" => {
             let after = action.get(1);
             if after.is_some_and(|t| t.is_any_word(&["INDEX", "KEY"])) {
-                name_at(action, 2).map(|(name, _)| Fact::Drop { object: Object::Index, names: vec![name], line })
+                name_at(action, 2).map(|(name, _)| Fact::Drop {
+                    object: Object::Index,
+                    names: vec![name],
+                    cascade: false,
+                    line,
+                })
             } else if after.is_some_and(|t| t.is_word("PARTITION")) {
                 Some(Fact::DropPartition { table, line })
             } else if after.is_some_and(|t| {
@@ -779,13 +787,13 @@ mod tests {
     fn drop_lists_names() {
         assert_eq!(
             pg("DROP FUNCTION IF EXISTS f(int), s.g(text, int) CASCADE"),
-            [Fact::Drop { object: Object::Function, names: vec!["f".into(), "s.g".into()], line: 1 }]
+            [Fact::Drop { object: Object::Function, names: vec!["f".into(), "s.g".into()], cascade: true, line: 1 }]
         );
         assert_eq!(
             pg("DROP INDEX CONCURRENTLY i"),
             [
                 Fact::Concurrently { what: "DROP INDEX CONCURRENTLY", line: 1 },
-                Fact::Drop { object: Object::Index, names: vec!["i".into()], line: 1 }
+                Fact::Drop { object: Object::Index, names: vec!["i".into()], cascade: false, line: 1 }
             ]
         );
         assert_eq!(pg("DROP POLICY p ON t"), []);
@@ -839,7 +847,7 @@ mod tests {
             [
                 Fact::RenameColumn { table: "t".into(), column: "a".into(), line: 1 },
                 Fact::TypeChange { table: "t".into(), column: "c".into(), how: "MODIFY", line: 1 },
-                Fact::Drop { object: Object::Index, names: vec!["i".into()], line: 1 },
+                Fact::Drop { object: Object::Index, names: vec!["i".into()], cascade: false, line: 1 },
                 Fact::RenameTable { table: "t".into(), line: 1 },
             ]
         );

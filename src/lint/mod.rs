@@ -354,6 +354,7 @@ fn statement_rules(
     let allows: &[&[String]] = &[&section.section.allow, &st.allow];
     let in_add = kind == SectionKind::Add;
     let in_simdrop = kind == SectionKind::Simdrop;
+    let dialect = sink.dialect;
     // In `@add`, a table created by the same section, by this statement or
     // one before it, is not yet used by anyone, so changing it is harmless;
     // everywhere else tables are live.
@@ -382,14 +383,22 @@ fn statement_rules(
                  move the statement to a version of its own whose `@{kind}` is `no-transaction`"
             ),
         ),
-        Fact::Drop { object, names, line } => {
+        Fact::Drop { object, names, cascade, line } => {
             let what = format!("DROP {} `{}`", object.sql(), names.join("`, `"));
-            // Dropping a view this section recreates is a replacement; a table
-            // this section creates has no users yet.
-            let replaced = matches!(object, Object::View | Object::MaterializedView)
+            // Dropping a view this section recreates is a replacement, unless
+            // CASCADE takes the views built on it too (MySQL ignores the
+            // word); a table this section creates has no users yet.
+            let recreated = matches!(object, Object::View | Object::MaterializedView)
                 && names.iter().all(|n| file.created_views.contains(n));
             let unused = *object == Object::Table && !names.iter().any(|n| existing(n));
-            if let Some(fix) = drop_in_add_fix(*object).filter(|_| in_add && !replaced && !unused) {
+            if in_add && recreated && *cascade && dialect == Dialect::Postgres {
+                emit(
+                    &DROP_IN_ADD,
+                    *line,
+                    format!("{what} … CASCADE in `@add` also drops every view built on it, which the running code may use"),
+                    "replace it with CREATE OR REPLACE VIEW, or drop and recreate each dependent view in this section and allow it with `-- pygrate:allow drop-in-add`",
+                );
+            } else if let Some(fix) = drop_in_add_fix(*object).filter(|_| in_add && !recreated && !unused) {
                 let message = format!("{what} in `@add`: the code still running during the rollout may use it");
                 emit(&DROP_IN_ADD, *line, message, fix);
             }
