@@ -376,6 +376,13 @@ fn uses_copy_protocol(sql: &str, dialect: Dialect) -> bool {
 /// `BEGIN` opens a body. Inside it `BEGIN` and `CASE` open, `END` closes,
 /// except MySQL's `END IF`/`END LOOP`/… which close their own (unopened)
 /// constructs; `END CASE` closes a `CASE`.
+///
+/// `begin` and `end` are also common column and parameter names (`NEW.end`,
+/// `SET begin = 1`, `f(begin timestamptz)`): where the words around one say
+/// it is a name, it opens or closes nothing. A block's `BEGIN` is never
+/// inside parentheses, never after `.`, `,` or `SET`, and is followed by
+/// a word; a closing `END` follows a statement or an expression. `CASE` is
+/// reserved: only after `.` is it a name.
 #[derive(Default)]
 struct BlockTracker {
     seen_code: bool,
@@ -383,17 +390,51 @@ struct BlockTracker {
     in_header: bool,
     routine: bool,
     depth: usize,
+    parens: usize,
+    /// The previous code token stands where a name goes next (`.`, `(`,
+    /// `,`, an operator, `SET`, `WHERE`, …), not a block keyword.
+    name_expected: bool,
+    /// The previous code token is `.`: this one is part of a name.
+    after_dot: bool,
+    /// A `BEGIN` whose meaning depends on the next code token.
+    pending_begin: bool,
     /// An `END` whose meaning depends on the next code token.
     pending_end: bool,
 }
 
+/// Words after which `begin`/`end` can only be a name or a value.
+const BEFORE_A_NAME: [&str; 12] = ["SET", "SELECT", "WHERE", "AND", "OR", "ON", "BY", "IS", "LIKE", "IN", "OF", "NOT"];
+
+/// Words after `begin` that make it a name in an expression (`begin IS NULL`).
+const AFTER_A_NAME: [&str; 8] = ["FROM", "AS", "IS", "IN", "AND", "OR", "LIKE", "BETWEEN"];
+
 impl BlockTracker {
     fn in_body(&self) -> bool {
-        self.depth > 0
+        self.depth > 0 || self.pending_begin
     }
 
     /// Called for every code token of the statement, its delimiter included.
     fn feed(&mut self, token: &Token<'_>) {
+        let after_name_slot = std::mem::replace(
+            &mut self.name_expected,
+            match token.kind {
+                TokenKind::Punct => !token.is_punct(')') && !token.is_punct(';') && !token.is_punct(':'),
+                _ => token.is_any_word(&BEFORE_A_NAME),
+            },
+        );
+        let after_dot = std::mem::replace(&mut self.after_dot, token.is_punct('.'));
+        if token.is_punct('(') {
+            self.parens += 1;
+        } else if token.is_punct(')') {
+            self.parens = self.parens.saturating_sub(1);
+        }
+        if std::mem::take(&mut self.pending_begin) {
+            let block = matches!(token.kind, TokenKind::Word | TokenKind::ExecutableComment)
+                && !token.is_any_word(&AFTER_A_NAME);
+            if block {
+                self.depth += 1;
+            }
+        }
         if std::mem::take(&mut self.pending_end) {
             if token.is_any_word(&["IF", "LOOP", "WHILE", "REPEAT", "FOR"]) {
                 return;
@@ -411,20 +452,18 @@ impl BlockTracker {
         if !self.create {
             return;
         }
-        if self.depth == 0 {
-            if self.in_header {
-                if token.is_punct('(') || token.is_any_word(&["AS", "TABLE", "VIEW", "INDEX"]) {
-                    self.in_header = false;
-                } else if token.is_any_word(&["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]) {
-                    self.routine = true;
-                }
+        if self.depth == 0 && self.in_header {
+            if token.is_punct('(') || token.is_any_word(&["AS", "TABLE", "VIEW", "INDEX"]) {
+                self.in_header = false;
+            } else if token.is_any_word(&["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]) {
+                self.routine = true;
             }
-            if self.routine && token.is_word("BEGIN") {
-                self.depth = 1;
-            }
-        } else if token.is_any_word(&["BEGIN", "CASE"]) {
+        }
+        if token.is_word("BEGIN") {
+            self.pending_begin = self.routine && self.parens == 0 && !after_name_slot;
+        } else if self.depth > 0 && token.is_word("CASE") && !after_dot {
             self.depth += 1;
-        } else if token.is_word("END") {
+        } else if self.depth > 0 && token.is_word("END") && !after_name_slot {
             self.pending_end = true;
         }
     }
@@ -690,6 +729,55 @@ mod tests {
             stmts(text, Dialect::Postgres),
             vec![(text.get(..text.len() - "\nselect f(1);".len() - 1).unwrap_or_default(), 10), ("select f(1)", 15)]
         );
+    }
+
+    /// `begin` and `end` as names opened or closed a body: a parameter named
+    /// `begin` swallowed every later statement of the section (lint, the
+    /// COMMIT check and resume saw one statement), and `NEW.end` closed a
+    /// trigger's body early.
+    #[test]
+    fn begin_and_end_as_names_open_and_close_nothing() {
+        let cases: [(Dialect, &str, &[&str]); 6] = [
+            (
+                Dialect::Postgres,
+                "CREATE FUNCTION in_range(begin timestamptz, finish timestamptz) RETURNS bool\n  LANGUAGE sql AS $$ SELECT begin < finish $$;\nDROP TABLE users;",
+                &["CREATE FUNCTION", "DROP TABLE users"],
+            ),
+            (
+                Dialect::Postgres,
+                "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t(begin) VALUES (1); UPDATE t SET begin = 2 WHERE begin IS NULL; END;\nCOMMIT;",
+                &["CREATE PROCEDURE", "COMMIT"],
+            ),
+            (
+                Dialect::Sqlite,
+                "CREATE TRIGGER tr AFTER UPDATE ON t BEGIN UPDATE t SET begin = 1 WHERE 0; END;\nCOMMIT;",
+                &["CREATE TRIGGER", "COMMIT"],
+            ),
+            (
+                Dialect::Sqlite,
+                "CREATE TRIGGER tr AFTER UPDATE OF a, begin ON t WHEN NEW.begin > 0 BEGIN\n  UPDATE t SET a = new.end WHERE begin < 1;\n  INSERT INTO u(begin, end) VALUES (1, 2);\nEND;\nSELECT 1;",
+                &["CREATE TRIGGER", "SELECT 1"],
+            ),
+            (
+                Dialect::Mysql,
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.begin = 1; SET NEW.end = CASE WHEN NEW.a THEN 2 END; END;\nCREATE TABLE t2 (x int);",
+                &["CREATE TRIGGER", "CREATE TABLE t2"],
+            ),
+            (
+                Dialect::Mysql,
+                "CREATE PROCEDURE p() BEGIN DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; END; SELECT 1; END;\nCALL p();",
+                &["CREATE PROCEDURE", "CALL p()"],
+            ),
+        ];
+        for (dialect, text, starts) in cases {
+            let found = stmts(text, dialect);
+            assert_eq!(found.len(), starts.len(), "{dialect:?} {text:?}: {found:?}");
+            for ((sql, _), start) in found.iter().zip(starts) {
+                assert!(sql.starts_with(start), "{dialect:?}: {sql:?} should start with {start:?}");
+            }
+            // The body is whole: it ends with its own END.
+            assert!(found[0].0.trim_end().to_ascii_uppercase().ends_with("END") || dialect == Dialect::Postgres);
+        }
     }
 
     #[test]

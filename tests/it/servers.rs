@@ -800,7 +800,48 @@ fn a_transaction_of_the_section_is_rolled_back_and_resumed_whole(db: &TestDb) {
     assert!(state(db).contains(&"r1/v002-b add applied".to_string()), "{:?}", state(db));
 }
 
+/// `begin` is a common column and parameter name. A trigger or function
+/// naming it was read as a body that never ended: every later statement of
+/// the section became part of it, so the failing statement's line, the
+/// count of statements done and the resume were all wrong (and lint and
+/// the COMMIT check saw nothing after it).
+fn a_routine_using_begin_as_a_name_is_one_statement(db: &TestDb) {
+    let routine = match db.engine {
+        Engine::Sqlite => {
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET finish = NEW.begin + 1 WHERE id = NEW.id; END"
+        }
+        Engine::Postgres => {
+            "CREATE FUNCTION plus(begin int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT begin + 1; END;\n\
+             CREATE FUNCTION tr() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.finish = plus(NEW.\"begin\"); RETURN NEW; END $$;\n\
+             CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION tr()"
+        }
+        Engine::Mysql => "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.finish = NEW.begin + 1; END",
+    };
+    let file = |insert: &str| {
+        format!(
+            "-- @add no-transaction\nCREATE TABLE t (id INT, begin INT, finish INT);\n{routine};\n\
+             CREATE TABLE t2 (x INT);\n{insert};\n-- @rollback_add\nDROP TABLE t2;\nDROP TABLE t;\n"
+        )
+    };
+    fails_then_resumes(db, &file("INSERT INTO nowhere VALUES (1)"), &file("INSERT INTO t (id, begin) VALUES (1, 5)"));
+    assert_eq!(db.query_i64("SELECT finish FROM t"), 6);
+}
+
+fn fails_then_resumes(db: &TestDb, failing: &str, fixed: &str) {
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", failing);
+    let line = failing.lines().position(|l| l.starts_with("INSERT INTO nowhere")).map_or(0, |i| i + 1);
+    let before = failing.lines().filter(|l| l.ends_with(';')).count() - 3;
+    p.run_with(Some(&db.url), &["add"])
+        .code(1)
+        .stderr_has(&format!("releases/r1/v001-a.sql:{line}: add r1/v001-a failed"))
+        .stderr_has(&format!("{before} of {} statement(s) completed", before + 1));
+    p.write("releases/r1/v001-a.sql", fixed);
+    p.run_with(Some(&db.url), &["add"]).ok().stdout_has(&format!("resumed after {before}"));
+}
+
 crate::on_every_engine!(
+    a_routine_using_begin_as_a_name_is_one_statement,
     a_transaction_of_the_section_is_rolled_back_and_resumed_whole,
     a_resumed_section_runs_where_its_first_statements_put_it,
     a_section_that_sets_a_role_still_records_its_state,
