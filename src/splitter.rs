@@ -415,35 +415,6 @@ impl BlockTracker {
 
     /// Called for every code token of the statement, its delimiter included.
     fn feed(&mut self, token: &Token<'_>) {
-        let after_name_slot = std::mem::replace(
-            &mut self.name_expected,
-            match token.kind {
-                TokenKind::Punct => !token.is_punct(')') && !token.is_punct(';') && !token.is_punct(':'),
-                _ => token.is_any_word(&BEFORE_A_NAME),
-            },
-        );
-        let after_dot = std::mem::replace(&mut self.after_dot, token.is_punct('.'));
-        if token.is_punct('(') {
-            self.parens += 1;
-        } else if token.is_punct(')') {
-            self.parens = self.parens.saturating_sub(1);
-        }
-        if std::mem::take(&mut self.pending_begin) {
-            let block = matches!(token.kind, TokenKind::Word | TokenKind::ExecutableComment)
-                && !token.is_any_word(&AFTER_A_NAME);
-            if block {
-                self.depth += 1;
-            }
-        }
-        if std::mem::take(&mut self.pending_end) {
-            if token.is_any_word(&["IF", "LOOP", "WHILE", "REPEAT", "FOR"]) {
-                return;
-            }
-            self.depth = self.depth.saturating_sub(1);
-            if token.is_word("CASE") {
-                return;
-            }
-        }
         if !std::mem::replace(&mut self.seen_code, true) {
             self.create = token.is_word("CREATE");
             self.in_header = self.create;
@@ -459,8 +430,40 @@ impl BlockTracker {
                 self.routine = true;
             }
         }
+        // Only a routine has a body: other statements end here, cheaply.
+        if !self.routine {
+            return;
+        }
+        let after_name_slot = std::mem::replace(
+            &mut self.name_expected,
+            match token.kind {
+                TokenKind::Punct => !token.is_punct(')') && !token.is_punct(';') && !token.is_punct(':'),
+                _ => token.is_any_word(&BEFORE_A_NAME),
+            },
+        );
+        let after_dot = std::mem::replace(&mut self.after_dot, token.is_punct('.'));
+        if token.is_punct('(') {
+            self.parens += 1;
+        } else if token.is_punct(')') {
+            self.parens = self.parens.saturating_sub(1);
+        }
+        if std::mem::take(&mut self.pending_begin)
+            && matches!(token.kind, TokenKind::Word | TokenKind::ExecutableComment)
+            && !token.is_any_word(&AFTER_A_NAME)
+        {
+            self.depth += 1;
+        }
+        if std::mem::take(&mut self.pending_end) {
+            if token.is_any_word(&["IF", "LOOP", "WHILE", "REPEAT", "FOR"]) {
+                return;
+            }
+            self.depth = self.depth.saturating_sub(1);
+            if token.is_word("CASE") {
+                return;
+            }
+        }
         if token.is_word("BEGIN") {
-            self.pending_begin = self.routine && self.parens == 0 && !after_name_slot;
+            self.pending_begin = self.parens == 0 && !after_name_slot;
         } else if self.depth > 0 && token.is_word("CASE") && !after_dot {
             self.depth += 1;
         } else if self.depth > 0 && token.is_word("END") && !after_name_slot {
