@@ -166,6 +166,14 @@ pub fn parse(id: VersionId, path: &Path, bytes: &[u8]) -> Result<Migration, Vec<
         )]);
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if !text.contains('\n') && text.contains('\r') {
+        return Err(vec![FileError::new(
+            path,
+            1,
+            "lines end in a carriage return alone (classic Mac OS), which no marker can be found in; save the file \
+             with LF or CRLF line endings",
+        )]);
+    }
     let mut errors = Vec::new();
     let mut sections: [Option<Section>; 5] = Default::default();
     // (kind, marker line, no_transaction, allow, body start offset)
@@ -217,11 +225,19 @@ pub fn parse(id: VersionId, path: &Path, bytes: &[u8]) -> Result<Migration, Vec<
     close(open.take(), text.len(), &mut errors);
 
     match preamble_end {
-        None => errors.push(FileError::new(
-            path,
-            1,
-            "no section marker; start each section with a marker line such as `-- @add`",
-        )),
+        None => errors.push(match text.lines().enumerate().find_map(|(i, l)| Some((i + 1, marker_lookalike(l)?))) {
+            Some((line, (kind, why))) => FileError::new(
+                path,
+                line,
+                format!(
+                    "no section marker: this `-- @{kind}` line {}; write it as `-- @{kind}`, nothing before it",
+                    why.describe()
+                ),
+            ),
+            None => {
+                FileError::new(path, 1, "no section marker; start each section with a marker line such as `-- @add`")
+            }
+        }),
         Some(end) => {
             if let Some(line) = first_code_line(text.get(..end).unwrap_or_default()) {
                 errors.push(FileError::new(
@@ -256,15 +272,49 @@ fn marker_text(line: &str) -> Option<&str> {
     line.strip_prefix("--")?.trim_start_matches([' ', '\t']).strip_prefix('@')
 }
 
-/// The section an indented line would open if it were not indented: a
-/// comment by SPEC 2, which would silently make that section's SQL part of
-/// the one above (lint rule `indented-marker`).
-pub fn indented_marker(line: &str) -> Option<SectionKind> {
-    let trimmed = line.trim_start_matches([' ', '\t']);
-    if trimmed.len() == line.len() {
+/// What keeps a marker-like comment line from being a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAMarker {
+    Indented,
+    /// `--- @drop`, `-- -@drop`, `--\u{a0}@drop`.
+    ExtraText,
+    /// A byte-order mark (left by concatenating files) or a no-break space
+    /// before the `--`.
+    Invisible,
+}
+
+impl NotAMarker {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotAMarker::Indented => "is indented",
+            NotAMarker::ExtraText => "has extra dashes or characters before its `@`",
+            NotAMarker::Invisible => "starts with an invisible character (a byte-order mark or a no-break space)",
+        }
+    }
+}
+
+/// The section a comment line would open if it were written as a marker,
+/// and what keeps it from being one. A comment by SPEC 2, it would silently
+/// make that section's SQL part of the one above (lint rule
+/// `indented-marker`).
+pub fn marker_lookalike(line: &str) -> Option<(SectionKind, NotAMarker)> {
+    const INVISIBLE: [char; 4] = ['\u{feff}', '\u{a0}', '\u{200b}', '\u{2060}'];
+    let line = line.trim_end();
+    if marker_text(line).is_some() {
         return None;
     }
-    parse_marker(marker_text(trimmed.trim_end())?).ok().map(|(kind, _, _)| kind)
+    let start = line.trim_start_matches(|c: char| c == ' ' || c == '\t' || INVISIBLE.contains(&c));
+    let rest = start.strip_prefix("--")?.trim_start_matches(['-', ' ', '\t']);
+    let rest = rest.trim_start_matches(INVISIBLE).strip_prefix('@')?;
+    let (kind, _, _) = parse_marker(rest).ok()?;
+    let why = if start.len() == line.len() {
+        NotAMarker::ExtraText
+    } else if line.trim_start_matches([' ', '\t']).len() == start.len() {
+        NotAMarker::Indented
+    } else {
+        NotAMarker::Invisible
+    };
+    Some((kind, why))
 }
 
 /// `name [option …] [-- comment]` → section, no-transaction, allowed rules.
@@ -478,6 +528,16 @@ mod tests {
         assert!(e[0].starts_with("r1/v1.sql:1: SQL before the first marker"), "{e:?}");
         let e = errors("-- only comments\n");
         assert!(e[0].starts_with("r1/v1.sql:1: no section marker"), "{e:?}");
+        // What hides the only marker is named, at its line.
+        let e = errors("-- header\n  -- @add\nSELECT 1;\n");
+        assert_eq!(e, ["r1/v1.sql:2: no section marker: this `-- @add` line is indented; write it as `-- @add`, nothing before it"]);
+        let e = errors("\u{feff}\u{feff}-- @add\nSELECT 1;\n");
+        assert!(
+            e[0].starts_with("r1/v1.sql:1: no section marker: this `-- @add` line starts with an invisible"),
+            "{e:?}"
+        );
+        let e = errors("-- header\r-- @add\rSELECT 1;\r");
+        assert!(e[0].starts_with("r1/v1.sql:1: lines end in a carriage return alone"), "{e:?}");
         let e = errors("-- @add\nx\n-- @rollback_simdrop\ny\n");
         assert!(e[0].starts_with("r1/v1.sql:3: `@rollback_simdrop` without an `@simdrop`"), "{e:?}");
         let e = errors("-- @ add\nSELECT 1;\n");
@@ -514,18 +574,30 @@ mod tests {
 
     #[test]
     fn a_comment_mentioning_a_marker_is_not_one() {
-        let m = parse_str("-- @add\n--- @drop is later\n  -- @drop indented is SQL text\n");
+        let m = parse_str("-- @add\n--- @drop is later\n  -- @drop indented is SQL text\n--- @drop\n");
         assert!(m.is_ok(), "{m:?}");
     }
 
     #[test]
-    fn an_indented_marker_is_recognised_for_the_lint() {
-        assert_eq!(indented_marker("  -- @rollback_add"), Some(SectionKind::RollbackAdd));
-        assert_eq!(indented_marker("\t--@drop no-transaction\r"), Some(SectionKind::Drop));
-        assert_eq!(indented_marker("-- @drop"), None, "not indented: a marker");
-        assert_eq!(indented_marker("  -- @drop is later"), None, "not a marker's grammar");
-        assert_eq!(indented_marker("  --- @drop"), None);
-        assert_eq!(indented_marker("  SELECT 1; -- @drop"), None);
+    fn a_marker_lookalike_is_recognised_for_the_lint() {
+        let kind = |line| marker_lookalike(line).map(|(kind, _)| kind);
+        assert_eq!(kind("  -- @rollback_add"), Some(SectionKind::RollbackAdd));
+        assert_eq!(kind("\t--@drop no-transaction\r"), Some(SectionKind::Drop));
+        assert_eq!(kind("-- @drop"), None, "not indented: a marker");
+        assert_eq!(kind("  -- @drop is later"), None, "not a marker's grammar");
+        assert_eq!(kind("  SELECT 1; -- @drop"), None);
+        // Extra dashes and invisible characters hid markers as well.
+        assert_eq!(marker_lookalike("--- @drop"), Some((SectionKind::Drop, NotAMarker::ExtraText)));
+        assert_eq!(kind("-- -@drop"), Some(SectionKind::Drop));
+        assert_eq!(kind("  --- @drop"), Some(SectionKind::Drop));
+        assert_eq!(
+            marker_lookalike("\u{feff}-- @rollback_add"),
+            Some((SectionKind::RollbackAdd, NotAMarker::Invisible))
+        );
+        assert_eq!(marker_lookalike("  -- @add"), Some((SectionKind::Add, NotAMarker::Indented)));
+        assert_eq!(kind("--\u{a0}@simdrop"), Some(SectionKind::Simdrop));
+        assert_eq!(kind("--- @drop is later"), None);
+        assert_eq!(kind("------ header ------"), None);
     }
 
     mod properties {

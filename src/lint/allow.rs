@@ -82,6 +82,11 @@ impl Comments {
         }
     }
 
+    /// Whether a `--` comment starts on `line`.
+    pub fn holds_line_comment(&self, line: usize) -> bool {
+        self.line_comments.contains(&line)
+    }
+
     /// Whether `line` holds a `--` comment and no code.
     pub fn is_line_comment(&self, line: usize) -> bool {
         self.line_comments.contains(&line) && !self.code_lines.contains(&line)

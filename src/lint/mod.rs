@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use crate::dialect::Dialect;
 use crate::lexer::{Lexer, Token};
-use crate::parser::{Migration, Section};
+use crate::parser::{Migration, NotAMarker, Section};
 use crate::phase::SectionKind;
 use crate::text::closest;
 use allow::Comments;
@@ -188,7 +188,7 @@ const UNKNOWN_ALLOW: Rule = Rule {
 const INDENTED_MARKER: Rule = Rule {
     id: "indented-marker",
     level: Level::Error,
-    summary: "an indented `-- @section` line is a comment, not a marker: the SQL below it belongs to the section above",
+    summary: "a `-- @section` line that is indented, has extra dashes or an invisible character is a comment, not a marker: the SQL below it belongs to the section above",
     dialects: &[],
 };
 
@@ -225,7 +225,7 @@ pub fn lint_sections(m: &Migration, kinds: &[SectionKind], dialect: Dialect) -> 
     let mut sink = Sink { path: &m.path, dialect, findings: Vec::new() };
     for section in file.sections.iter().filter(|s| kinds.contains(&s.section.kind)) {
         unknown_allows(&mut sink, section);
-        indented_markers(&mut sink, section);
+        marker_lookalikes(&mut sink, section);
         for (index, statement) in section.statements.iter().enumerate() {
             for fact in &statement.facts {
                 statement_rules(&mut sink, &file, section, (index, statement), fact);
@@ -708,21 +708,27 @@ fn unknown_allows(sink: &mut Sink<'_>, section: &SectionFacts<'_>) {
     }
 }
 
-fn indented_markers(sink: &mut Sink<'_>, section: &SectionFacts<'_>) {
+fn marker_lookalikes(sink: &mut Sink<'_>, section: &SectionFacts<'_>) {
     let own = section.section.kind;
     for (i, line) in section.section.body.lines().enumerate() {
-        let Some(kind) = crate::parser::indented_marker(line) else { continue };
+        let Some((kind, why)) = crate::parser::marker_lookalike(line) else { continue };
         let line = section.section.body_line() + i;
-        // Not text inside a literal or a block comment.
-        if !section.comments.is_line_comment(line) {
+        // Not text inside a literal or a block comment. (An invisible
+        // character before the `--` is a word to the lexer.)
+        let comment = match why {
+            NotAMarker::Invisible => section.comments.holds_line_comment(line),
+            _ => section.comments.is_line_comment(line),
+        };
+        if !comment {
             continue;
         }
+        let why = why.describe();
         sink.emit(
             &INDENTED_MARKER,
             &[&section.section.allow, &section.comments.allowed_for(line, line)],
             line,
-            format!("`-- @{kind}` is indented, so it is a comment: what follows runs as part of `@{own}`"),
-            format!("start the line with `-- @{kind}` (no leading spaces), or reword the comment"),
+            format!("this `-- @{kind}` line {why}, so it is a comment: what follows runs as part of `@{own}`"),
+            format!("write the line as `-- @{kind}`, nothing before it, or reword the comment"),
         );
     }
 }

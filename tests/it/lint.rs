@@ -99,3 +99,29 @@ fn unsafe_sql_is_refused_before_anything_runs() {
     p.run_with(Some(&url), &["add"]).code(2).stderr_has("unbounded-dml");
     p.run_with(Some(&url), &["add", "--allow-unsafe"]).ok();
 }
+
+/// A marker written with an extra dash is a comment by SPEC 2: `@simdrop`
+/// ran the `@drop` below it, and the column's data was gone before the
+/// rollout was over. It is refused now, as an indented marker is.
+#[test]
+fn a_marker_lookalike_is_refused_before_it_runs_a_drop() {
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-fax.sql",
+        "-- @add\nCREATE TABLE users (id INTEGER, fax TEXT);\nINSERT INTO users VALUES (1, '555');\n\
+         -- @rollback_add\nDROP TABLE users;\n",
+    );
+    p.run_with(Some(&sqlite(&p)), &["ff"]).ok();
+    p.write(
+        "releases/r1/v002-nofax.sql",
+        "-- @add\n-- @simdrop\nALTER TABLE users RENAME COLUMN fax TO _simdropped_fax;\n\n--- @drop\n\
+         ALTER TABLE users DROP COLUMN _simdropped_fax;\n\n-- @rollback_simdrop\n\
+         ALTER TABLE users RENAME COLUMN _simdropped_fax TO fax;\n",
+    );
+    p.run_with(Some(&sqlite(&p)), &["ff"])
+        .code(2)
+        .stderr_has("v002-nofax.sql:5: error[indented-marker]: this `-- @drop` line has extra dashes");
+    let db = rusqlite::Connection::open(p.path().join("db.sqlite")).unwrap();
+    let fax: String = db.query_row("SELECT fax FROM users", [], |r| r.get(0)).unwrap();
+    assert_eq!(fax, "555");
+}
