@@ -45,6 +45,12 @@ impl Sqlite {
         };
         // No `lock_timeout` is no limit: the longest busy timeout SQLite takes.
         conn.busy_timeout(settings.timeouts.lock_timeout.unwrap_or(crate::config::MAX_TIMEOUT)).map_err(fail)?;
+        // SQLite's own default, and the sqlite3 shell's; rusqlite's bundled
+        // build turns foreign keys on. On, the documented table rebuild
+        // (copy, DROP TABLE, rename) deletes the rows that reference the
+        // table through ON DELETE CASCADE, and a section cannot turn them
+        // off: the pragma does nothing inside a transaction.
+        conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(fail)?;
         let lock_path = path.map(|p| {
             let mut name = p.as_os_str().to_owned();
             name.push(format!(".{}.lock", settings.state_table));

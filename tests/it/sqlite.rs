@@ -211,3 +211,30 @@ fn concurrent_ff_on_a_new_file_reports_only_what_the_file_holds() {
         assert_eq!(count("SELECT COUNT(*) FROM applied_log"), 4 * 3, "round {round}: a section ran twice");
     }
 }
+
+/// SQLite's documented table rebuild (create new, copy, drop old, rename)
+/// deleted every child row through `ON DELETE CASCADE`: rusqlite's bundled
+/// SQLite turns foreign keys on, and `PRAGMA foreign_keys = OFF` does
+/// nothing inside a transaction. pygrate runs with SQLite's own default, off,
+/// as the sqlite3 shell does.
+#[test]
+fn a_table_rebuild_keeps_the_rows_that_reference_it() {
+    let db = sqlite();
+    let p = crate::support::Sandbox::empty();
+    p.write(
+        "releases/r1/v001-a.sql",
+        "-- @add\nCREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT, legacy TEXT);\n\
+         CREATE TABLE child (pid INTEGER REFERENCES parent(id) ON DELETE CASCADE);\n\
+         INSERT INTO parent VALUES (1, 'a', 'x');\nINSERT INTO child VALUES (1), (1);\n\
+         -- @rollback_add\nDROP TABLE child;\nDROP TABLE parent;\n",
+    );
+    p.write(
+        "releases/r1/v002-rebuild.sql",
+        "-- @add\n-- @drop\nPRAGMA foreign_keys = OFF;\nCREATE TABLE parent_new (id INTEGER PRIMARY KEY, name TEXT);\n\
+         INSERT INTO parent_new SELECT id, name FROM parent;\nDROP TABLE parent;\n\
+         ALTER TABLE parent_new RENAME TO parent;\n",
+    );
+    p.run(&db, &["ff"]).ok();
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM child"), 2);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM parent"), 1);
+}
