@@ -76,6 +76,15 @@ impl Statement<'_> {
     /// cannot: it would keep pygrate from writing the state row that records
     /// it, release the migration lock, or make the server misread the text.
     pub fn refused(&self, dialect: Dialect) -> Option<&'static str> {
+        match executable_comments_as_code(self.sql, dialect) {
+            Some(code) => {
+                Statement { sql: &code, line: self.line, span: self.span.clone() }.refused_as_written(dialect)
+            }
+            None => self.refused_as_written(dialect),
+        }
+    }
+
+    fn refused_as_written(&self, dialect: Dialect) -> Option<&'static str> {
         // Every statement of every file is asked, by every command: the
         // head is lexed, and the rest only when the statement may need it.
         let code = || Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
@@ -83,10 +92,7 @@ impl Statement<'_> {
         let first = head.next()?;
         let second = head.next();
         let rest = || code().skip(1).collect::<Vec<_>>();
-        let names = |w: &str| {
-            let text = self.sql.as_bytes();
-            text.windows(w.len()).any(|t| t.eq_ignore_ascii_case(w.as_bytes())) && code().any(|t| t.is_word(w))
-        };
+        let names = |w: &str| mentions(self.sql, w) && code().any(|t| t.is_word(w));
         if first.is_punct('\\') {
             return Some(
                 "a psql/mysql client command (`\\set`, `\\i`, …), not SQL: pygrate sends statements to the server, \
@@ -110,7 +116,22 @@ impl Statement<'_> {
             );
         }
         let set = first.is_word("SET").then(rest);
-        if set.as_deref().is_some_and(sets_a_non_utf8_encoding) {
+        let encoding_set = match &set {
+            Some(words) => sets_a_non_utf8_encoding(words),
+            // `SELECT set_config('client_encoding', 'LATIN1', false)`.
+            None => {
+                dialect == Dialect::Postgres && mentions(self.sql, "client_encoding") && {
+                    let words: Vec<Token<'_>> = code().collect();
+                    words.windows(3).any(|w| {
+                        w[0].kind == TokenKind::String
+                            && w[0].text.trim_matches('\'').eq_ignore_ascii_case("client_encoding")
+                            && w[1].is_punct(',')
+                            && !names_utf8(&w[2])
+                    })
+                }
+            }
+        };
+        if encoding_set {
             return Some(
                 "pygrate sends the file's text, and its own state rows, as UTF-8 (a version file is UTF-8): another \
                  client encoding makes the server misread both; leave it out, or set UTF8",
@@ -143,20 +164,64 @@ impl Statement<'_> {
     }
 }
 
+/// On MySQL, `sql` with its executable comments (`/*!40101 SET NAMES x */`,
+/// `/*M! … */`) replaced by their text, as the server reads them; None when
+/// it has none.
+pub fn executable_comments_as_code(sql: &str, dialect: Dialect) -> Option<String> {
+    if dialect != Dialect::Mysql || !(sql.contains("/*!") || sql.contains("/*M!")) {
+        return None;
+    }
+    let mut code = String::with_capacity(sql.len());
+    for token in Lexer::new(sql, 1, dialect).map_while(Result::ok) {
+        match token.kind {
+            TokenKind::ExecutableComment => {
+                let inner =
+                    token.text.strip_prefix("/*M!").or_else(|| token.text.strip_prefix("/*!")).unwrap_or_default();
+                let inner = inner.strip_suffix("*/").unwrap_or(inner);
+                // The version the text needs: five digits (MariaDB: six).
+                let digits = inner.bytes().take(6).take_while(u8::is_ascii_digit).count();
+                code.push(' ');
+                code.push_str(if digits >= 5 { &inner[digits..] } else { inner });
+                code.push(' ');
+            }
+            _ => code.push_str(token.text),
+        }
+    }
+    Some(code)
+}
+
 /// After `SET`: a client encoding (`client_encoding`, `NAMES`, `CHARACTER
 /// SET`, `character_set_client`, …) set to anything but UTF-8 or the default.
 fn sets_a_non_utf8_encoding(words: &[Token<'_>]) -> bool {
-    let names_encoding = |t: &Token<'_>| {
-        t.is_any_word(&["client_encoding", "NAMES", "CHARSET", "character_set_client", "character_set_connection"])
+    const ENCODINGS: [&str; 5] =
+        ["client_encoding", "NAMES", "CHARSET", "character_set_client", "character_set_connection"];
+    let names_encoding = |t: &Token<'_>| match t.kind {
+        TokenKind::QuotedIdent => {
+            ENCODINGS.iter().any(|e| t.text.get(1..t.text.len() - 1).is_some_and(|n| n.eq_ignore_ascii_case(e)))
+        }
+        _ => t.is_any_word(&ENCODINGS),
     };
     let Some(at) = words.iter().position(|t| names_encoding(t) || t.is_word("CHARACTER")) else {
         return false;
     };
     let skip = if words[at].is_word("CHARACTER") { 2 } else { 1 };
     let value = words.iter().skip(at + skip).find(|t| !(t.is_word("TO") || t.is_punct('=') || t.is_punct(':')));
-    let Some(value) = value else { return false };
+    // A variable (mysqldump's `SET character_set_client = @saved`) puts
+    // back what the session had: pygrate's UTF-8.
+    let Some(value) = value.filter(|v| !v.is_punct('@')) else { return false };
+    !names_utf8(value)
+}
+
+/// Whether a setting's value is UTF-8 or the default (which is pygrate's).
+fn names_utf8(value: &Token<'_>) -> bool {
     let text = value.text.trim_matches(['\'', '"', '`']).to_ascii_lowercase().replace(['-', '_'], "");
-    !matches!(text.as_str(), "utf8" | "utf8mb4" | "utf8mb3" | "unicode" | "default")
+    matches!(text.as_str(), "utf8" | "utf8mb4" | "utf8mb3" | "unicode" | "default")
+}
+
+/// Whether `text` holds `word`, ignoring ASCII case: a byte scan that spares
+/// lexing the statements that cannot be about it.
+fn mentions(text: &str, word: &str) -> bool {
+    text.as_bytes().windows(word.len()).any(|t| t.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// How a statement moves a transaction that a `no-transaction` section
@@ -659,6 +724,31 @@ mod tests {
         let mysql = "SELECT RELEASE_ALL_LOCKS();\nSELECT RELEASE_LOCK('mine');\nSET NAMES latin1;\n\
                      SET CHARACTER SET latin1;\nSET NAMES utf8mb4 COLLATE utf8mb4_bin;\nSET character_set_client = utf8;";
         assert_eq!(refused(mysql, Dialect::Mysql), [true, false, true, true, false, false]);
+    }
+
+    /// The checks read what the server runs: `/*!40101 SET NAMES latin1 */`
+    /// (as mysqldump writes it), `SELECT /*!RELEASE_ALL_LOCKS()*/` and a
+    /// quoted or `set_config` client encoding all passed.
+    #[test]
+    fn refusals_see_executable_comments_and_other_spellings() {
+        let refused = |text: &str, dialect| -> Vec<bool> {
+            split(text, 1, dialect).unwrap_or_default().iter().map(|s| s.refused(dialect).is_some()).collect()
+        };
+        let mysql = "/*!40101 SET NAMES latin1 */;
+SELECT /*!RELEASE_ALL_LOCKS()*/;
+/*! LOCK TABLES t WRITE */;
+                     /*M!100100 SET autocommit = 0 */;
+                     /*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+/*!50503 SET NAMES utf8mb4 */;
+                     /*!40101 SET CHARACTER_SET_CLIENT = @OLD_CHARACTER_SET_CLIENT */;
+                     /*!40000 ALTER TABLE t DISABLE KEYS */;
+SELECT '/*!40101 SET NAMES latin1 */';";
+        assert_eq!(refused(mysql, Dialect::Mysql), [true, true, true, true, false, false, false, false, false]);
+        let pg = "SET \"client_encoding\" = 'LATIN1';
+SELECT set_config('client_encoding', 'LATIN1', false);
+                  SELECT set_config('client_encoding', 'UTF8', false);
+SELECT 'client_encoding';";
+        assert_eq!(refused(pg, Dialect::Postgres), [true, true, false, false]);
     }
 
     #[test]

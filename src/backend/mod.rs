@@ -375,6 +375,14 @@ impl Location {
 /// that last case reads past the first words, and only on PostgreSQL: this
 /// runs for every statement of a MySQL section.
 pub fn changes_session(sql: &str, dialect: Dialect) -> bool {
+    // `/*!40000 USE db */` is a USE to the server.
+    if let Some(code) = crate::splitter::executable_comments_as_code(sql, dialect) {
+        return changes_session_as_written(&code, dialect);
+    }
+    changes_session_as_written(sql, dialect)
+}
+
+fn changes_session_as_written(sql: &str, dialect: Dialect) -> bool {
     let mut words = crate::lexer::Lexer::new(sql, 1, dialect).map_while(Result::ok).filter(|t| t.is_code());
     let Some(first) = words.next() else { return false };
     if first.is_any_word(&["RESET", "USE"]) {
@@ -597,6 +605,8 @@ mod tests {
         ] {
             assert!(!changes_session(sql, Dialect::Postgres), "{sql}");
         }
+        assert!(changes_session("/*!40000 USE other_db */", Dialect::Mysql));
+        assert!(!changes_session("/*!40000 ALTER TABLE t DISABLE KEYS */", Dialect::Mysql));
     }
 
     #[test]
