@@ -1158,8 +1158,10 @@ pub fn new_version(root: &Path, release: &str, name: &str, dry_run: bool, out: &
         return Ok(0);
     }
     fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    // One comment line: a line break in NAME would put text before the first marker.
+    let title = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let template = format!(
-        "-- {release}/{}: {name}\n-- Each section runs at its own moment of the deployment; see `pygrate --help`.\n\n\
+        "-- {release}/{}: {title}\n-- Each section runs at its own moment of the deployment; see `pygrate --help`.\n\n\
          -- @add\n\n-- @rollback_add\n\n-- @simdrop\n\n-- @rollback_simdrop\n\n-- @drop\n",
         path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
     );

@@ -562,6 +562,9 @@ fn new_creates_the_next_version_with_every_marker() {
     r.run_with(None, &["new", "r1", "Add-Orders.SQL"]).ok().stdout_has("releases/r1/v001-add-orders.sql\n");
     r.run_with(None, &["new", "r1", " -tidy up_ "]).ok().stdout_has("releases/r1/v002-tidy-up.sql\n");
     r.run_with(None, &["new", "r1", "_.-"]).code(2).stderr_has("name `_.-`");
+    // A line break in the name made a header line the parser then refused.
+    r.run_with(None, &["new", "r1", "a\nb"]).ok().stdout_has("releases/r1/v003-a-b.sql\n");
+    r.run_with(None, &["lint"]).ok();
     // Only version files count: not notes, not directories the project ignores.
     p.write("releases/2026.03/v050-notes.txt", "");
     p.write("releases/2026.03/v200-old/readme.md", "");
