@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
 use crate::config::Config;
 use crate::dialect::Dialect;
 use crate::error::{Error, FileError};
-use crate::executor::{lock, prepare, read_checked_state, settled_state, Event, Executor, Prepared};
+use crate::executor::{lock, lock_since, prepare, read_checked_state, settled_state, Event, Executor, Prepared};
 use crate::integrity;
 use crate::interrupt::Interrupt;
 use crate::lint;
@@ -344,10 +344,23 @@ impl Workspace {
     /// says (up to `lock_wait`, naming the holder) and reads under it,
     /// retried like a section; the lock is taken again to run.
     fn read_state_to_plan(&self, backend: &mut dyn Backend, dry_run: bool, out: &Output) -> Result<State, Error> {
-        match read_checked_state(backend) {
+        let started = std::time::Instant::now();
+        // That wait is a wait for the lock's holder, so it counts against
+        // `lock_wait` (with `lock_timeout: 0` it had no limit at all).
+        let bound = |backend: &mut dyn Backend, limit| {
+            backend.bound_lock_waits(limit).map_err(|e| Error::db("setting the timeouts", e))
+        };
+        if !dry_run {
+            bound(backend, Some(self.config.lock_wait))?;
+        }
+        let read = read_checked_state(backend);
+        if !dry_run {
+            bound(backend, None)?;
+        }
+        match read {
             Ok(state) => Ok(state),
             Err(error) if error.lock_timeout && !dry_run => {
-                let mut guard = lock(backend, self.config.lock_wait, &self.interrupt)?;
+                let mut guard = lock_since(backend, self.config.lock_wait, started, &self.interrupt)?;
                 self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))
             }
             Err(error) => Err(Error::db("reading the state table", error)),

@@ -49,7 +49,17 @@ impl Drop for LockGuard<'_> {
 /// Takes the migration lock, waiting up to `wait`; then names the holder.
 /// While it is held, `interrupt` can cancel the migration's statements.
 pub fn lock<'b>(backend: &'b mut dyn Backend, wait: Duration, interrupt: &Interrupt) -> Result<LockGuard<'b>, Error> {
-    let started = Instant::now();
+    lock_since(backend, wait, Instant::now(), interrupt)
+}
+
+/// `lock`, for a wait that began at `started` (with a read the lock's
+/// holder kept waiting).
+pub fn lock_since<'b>(
+    backend: &'b mut dyn Backend,
+    wait: Duration,
+    started: Instant,
+    interrupt: &Interrupt,
+) -> Result<LockGuard<'b>, Error> {
     let mut pause = Duration::from_millis(10);
     let stopped =
         |why| Error::Interrupted { why, what: "stopped before taking the migration lock: nothing ran".into() };

@@ -177,6 +177,12 @@ pub trait Backend {
         }
         self.create_state_tables()
     }
+    /// Bounds how long what follows waits for a lock another session holds
+    /// (None: `lock_timeout` again). Only SQLite's reads wait for writers;
+    /// the servers' reads never do.
+    fn bound_lock_waits(&mut self, _limit: Option<Duration>) -> Result<(), DbError> {
+        Ok(())
+    }
     /// Every state row; `None` when the state tables do not exist yet.
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError>;
     /// Every log row, oldest first (for tests and audits).

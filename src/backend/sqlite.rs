@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
 
@@ -24,6 +25,8 @@ pub struct Sqlite {
     lock_path: Option<PathBuf>,
     lock_file: Option<File>,
     holder: String,
+    /// The busy timeout: `lock_timeout`.
+    busy: Duration,
 }
 
 impl Sqlite {
@@ -44,7 +47,8 @@ impl Sqlite {
             None => Connection::open_in_memory().map_err(fail)?,
         };
         // No `lock_timeout` is no limit: the longest busy timeout SQLite takes.
-        conn.busy_timeout(settings.timeouts.lock_timeout.unwrap_or(crate::config::MAX_TIMEOUT)).map_err(fail)?;
+        let busy = settings.timeouts.lock_timeout.unwrap_or(crate::config::MAX_TIMEOUT);
+        conn.busy_timeout(busy).map_err(fail)?;
         // SQLite's own default, and the sqlite3 shell's; rusqlite's bundled
         // build turns foreign keys on. On, the documented table rebuild
         // (copy, DROP TABLE, rename) deletes the rows that reference the
@@ -62,6 +66,7 @@ impl Sqlite {
             lock_path,
             lock_file: None,
             holder: settings.actor.holder(),
+            busy,
         })
     }
 
@@ -191,6 +196,10 @@ impl Backend for Sqlite {
         }
         let version = crate::state::SCHEMA_VERSION.to_string();
         self.run(&self.sql.insert_schema_version, &[Value::Text(Some(&version))])
+    }
+
+    fn bound_lock_waits(&mut self, limit: Option<Duration>) -> Result<(), DbError> {
+        self.conn.busy_timeout(limit.map_or(self.busy, |limit| limit.min(self.busy))).map_err(db_error)
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

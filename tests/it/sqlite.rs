@@ -161,8 +161,33 @@ fn the_state_is_read_after_an_exclusive_application_writer_finishes() {
 #[test]
 fn a_second_pygrate_waits_for_a_long_write_of_the_first() {
     let db = sqlite();
+    let (p, mut first) = long_write_under_way(&db, "lock_timeout: 200ms\nlock_wait: 60s\n");
+    let second = p.run_with(None, &["ff"]);
+    assert!(first.wait().unwrap().success());
+    second.ok().stdout_has("nothing to do");
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM big"), 8_000_000);
+}
+
+/// The wait to read the state counts against `lock_wait`: it came on top
+/// of it (`lock_timeout` + `lock_wait` in all), and with `lock_timeout: 0`
+/// (no limit) the second pygrate waited for the first to finish and exited
+/// 0 where a deployment step expects 1 after `lock_wait`.
+#[test]
+fn a_second_pygrate_gives_up_after_lock_wait_during_a_long_write() {
+    let db = sqlite();
+    let (p, mut first) = long_write_under_way(&db, "lock_timeout: 0\nlock_wait: 1s\n");
+    let second = p.run_with(None, &["ff"]);
+    let still_running = first.try_wait().unwrap().is_none();
+    assert!(first.wait().unwrap().success());
+    second.code(1).stderr_has("could not get the migration lock within 1s");
+    assert!(still_running, "the second run waited for the first to finish");
+}
+
+/// A project whose `ff` writes 8,000,000 rows in one statement, started,
+/// once its write keeps readers out.
+fn long_write_under_way(db: &TestDb, settings: &str) -> (crate::support::Sandbox, std::process::Child) {
     let p = crate::support::Sandbox::empty();
-    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 200ms\nlock_wait: 60s\n", db.url));
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\n{settings}", db.url));
     p.write(
         "releases/r1/v001-big.sql",
         "-- @add\nCREATE TABLE big (x INTEGER);\nINSERT INTO big WITH RECURSIVE c(x) AS \
@@ -173,14 +198,11 @@ fn a_second_pygrate_waits_for_a_long_write_of_the_first() {
     // the database file, which takes the exclusive lock (until it commits):
     // that keeps every reader out. (Polling with a reader instead would
     // keep the spill from happening.)
-    while std::fs::metadata(file_of(&db)).map_or(0, |m| m.len()) < 4_000_000 {
+    while std::fs::metadata(file_of(db)).map_or(0, |m| m.len()) < 4_000_000 {
         assert!(first.try_wait().unwrap().is_none(), "the first run ended before its write spilled");
         thread::sleep(Duration::from_millis(5));
     }
-    let second = p.run_with(None, &["ff"]);
-    assert!(first.wait().unwrap().success());
-    second.ok().stdout_has("nothing to do");
-    assert_eq!(db.query_i64("SELECT COUNT(*) FROM big"), 8_000_000);
+    (p, first)
 }
 
 /// Several pygrates started together on a database file that does not exist
