@@ -316,6 +316,13 @@ impl Executor<'_, '_> {
     /// Runs `work`, which sends the migration's own statements: a stop
     /// asked for meanwhile cancels them on the server. `work` gets the
     /// interrupt to check between statements.
+    /// `error` with the connection's password masked (SPEC 7: it never
+    /// appears in any output), before it is shown, logged or recorded.
+    fn scrubbed(&self, error: SectionError) -> SectionError {
+        let scrubbed = crate::backend::scrub_password(*error.error, self.backend.password());
+        SectionError { error: Box::new(scrubbed), ..error }
+    }
+
     fn cancellable<T>(&mut self, work: impl FnOnce(&mut Self, &Interrupt) -> T) -> T {
         let interrupt = self.backend.interrupt().clone();
         let _in_flight = interrupt.in_statement();
@@ -472,7 +479,7 @@ impl Executor<'_, '_> {
                 e.backend.run_nested(&section, &mut statement_events(p, interrupt, on_event))
             });
             if let Err(error) = ran {
-                failed = Some((error, started));
+                failed = Some((self.scrubbed(error), started));
                 break;
             }
             elapsed.push(started.elapsed());
@@ -516,6 +523,7 @@ impl Executor<'_, '_> {
             else {
                 return Ok(());
             };
+            let failed = self.scrubbed(failed);
             let _ = self.backend.rollback();
             // A stop cancels the search too: it found nothing, and why is
             // the stop, which the failure names.
@@ -733,7 +741,7 @@ impl Executor<'_, '_> {
                 let _ = self.backend.rollback();
                 *open = false;
             }
-            return Err(Counted::Statement(e));
+            return Err(Counted::Statement(crate::backend::scrub_password(e, self.backend.password())));
         }
         *open = wrap && !last;
         let recorded = if last {
@@ -831,7 +839,10 @@ impl Executor<'_, '_> {
         let _ = self.backend.append_log(&log);
         let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
         let shown = match (statement, at) {
-            (Some(s), _) => shorten(s.sql, 160),
+            (Some(s), _) => match self.backend.password().filter(|p| !p.is_empty()) {
+                Some(password) => shorten(&crate::backend::mask_word(s.sql, password), 160),
+                None => shorten(s.sql, 160),
+            },
             // A cancel, not the failure the replay would look for.
             (None, FailedAt::Unlocated(_)) if stopped.is_some() => "(not determined: pygrate was stopped)".to_string(),
             (None, FailedAt::Unlocated(why)) => format!("(not determined: {})", unlocated_reason(why)),

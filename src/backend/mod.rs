@@ -177,6 +177,12 @@ pub trait Backend {
         }
         self.create_state_tables()
     }
+    /// The connection's password, to mask wherever a message might quote
+    /// it (a statement's error may quote what the statement was given).
+    fn password(&self) -> Option<&str> {
+        None
+    }
+
     /// Bounds how long what follows waits for a lock another session holds
     /// (None: `lock_timeout` again). Only SQLite's reads wait for writers;
     /// the servers' reads never do.
@@ -422,7 +428,7 @@ fn check_credentials(rest: &str) -> Result<(), String> {
 
 /// `error` with the connection's password masked in its texts. The drivers'
 /// messages should never hold the password; this makes sure.
-fn scrub_password(mut error: DbError, password: Option<&str>) -> DbError {
+pub(crate) fn scrub_password(mut error: DbError, password: Option<&str>) -> DbError {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
         return error;
     };
@@ -435,7 +441,7 @@ fn scrub_password(mut error: DbError, password: Option<&str>) -> DbError {
 /// `text` with `secret` replaced by `***` where it stands on its own, not
 /// where it is part of a longer word: a one-letter password must not turn
 /// `database` into `databas***`, mangling the message and giving itself away.
-fn mask_word(text: &str, secret: &str) -> String {
+pub(crate) fn mask_word(text: &str, secret: &str) -> String {
     let joined =
         |a: Option<char>, b: Option<char>| a.zip(b).is_some_and(|(a, b)| a.is_alphanumeric() && b.is_alphanumeric());
     let (first, last) = (secret.chars().next(), secret.chars().last());

@@ -48,6 +48,7 @@ pub struct Mysql {
     /// A statement since the last `reset_session` may have changed the session.
     session_changed: bool,
     actor: Actor,
+    password: Option<String>,
 }
 
 /// `ssl-mode`, as the MySQL client spells it.
@@ -228,6 +229,7 @@ impl Mysql {
         let version = probe("SELECT VERSION()")?;
         let database = probe("SELECT DATABASE()")?;
         Ok(Mysql {
+            password,
             conn,
             opts,
             // Named with its database: a section's `USE other` must not send
@@ -333,6 +335,10 @@ impl state_sql::Cells for MysqlRow {
 }
 
 impl Backend for Mysql {
+    fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities { transactional_ddl: false, database_wide_writes: false }
     }

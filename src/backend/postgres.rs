@@ -50,6 +50,7 @@ pub struct Postgres {
     reset_pending: bool,
     /// Set `client_connection_check_interval` with every session reset.
     check_client: bool,
+    password: Option<String>,
 }
 
 /// The advisory lock's key, and the halves pg_locks shows it as.
@@ -331,6 +332,7 @@ impl Postgres {
             None => found_schema,
         };
         Ok(Postgres {
+            password,
             client,
             sql: StateSql::new(Dialect::Postgres, &settings.state_table, schema.as_deref(), settings.schema.is_some()),
             schema,
@@ -414,6 +416,10 @@ fn endpoints(config: &Config) -> String {
 }
 
 impl Backend for Postgres {
+    fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities { transactional_ddl: true, database_wide_writes: false }
     }

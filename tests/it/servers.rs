@@ -868,3 +868,26 @@ crate::on_every_engine!(
     a_refused_log_row_leaves_no_phase_applied_without_it,
     a_refused_state_change_prints_nothing_it_did_not_make,
 );
+
+/// SPEC 7: a password never appears in any output. A failing statement's
+/// error may quote what it was given, and the connection's password was
+/// then printed and stored in the state and log rows.
+#[test]
+fn a_statement_error_never_shows_the_password() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    // Trust authentication on the test server accepts any password.
+    let Some((user, rest)) = db.url.strip_prefix("postgres://").and_then(|r| r.split_once('@')) else { return };
+    if user.contains(':') {
+        return;
+    }
+    let url = format!("postgres://{user}:S3cretXYZ@{rest}");
+    let p = Sandbox::empty();
+    p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 'S3cretXYZ'::int;\n");
+    let run = p.run_with(Some(&url), &["add"]);
+    run.code(1).stderr_has("invalid input syntax for type integer: \"***\"");
+    assert!(!run.stderr.contains("S3cretXYZ"), "{}", run.stderr);
+    let status = p.run_with(Some(&url), &["status"]);
+    assert!(!status.stdout.contains("S3cretXYZ"), "{}", status.stdout);
+    let stored = db.query_strings("SELECT detail FROM pygrate_log UNION ALL SELECT error FROM pygrate_state");
+    assert!(!format!("{stored:?}").contains("S3cretXYZ"), "{stored:?}");
+}
