@@ -33,6 +33,8 @@ pub struct Output {
     /// Embedding: nothing is printed; what would have been, the warnings and
     /// the phases that ran are kept here for the caller.
     pub captured: Option<RefCell<Captured>>,
+    /// Every warning given so far: a JSON answer repeats them.
+    pub warned: RefCell<Vec<String>>,
 }
 
 /// What a command would have printed, for a caller that embeds pygrate.
@@ -87,6 +89,7 @@ impl Output {
 
     /// To stderr; as `write`, a closed stream is not an error.
     fn warn(&self, text: &str) {
+        self.warned.borrow_mut().push(text.to_string());
         match &self.captured {
             Some(captured) => captured.borrow_mut().warnings.push(text.to_string()),
             None => {
@@ -105,7 +108,13 @@ impl Output {
 /// Runs the command line; returns the exit code for success paths that are
 /// not errors (`check` failing is an error, exit 1).
 pub fn run(cli: &Cli, interrupt: &Interrupt) -> Result<u8, Error> {
-    let out = Output { quiet: cli.quiet, verbose: cli.verbose, json: cli.format == Format::Json, captured: None };
+    let out = Output {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.format == Format::Json,
+        captured: None,
+        warned: RefCell::default(),
+    };
     if out.json && !prints_json(&cli.command, cli.dry_run) {
         return Err(Error::Usage(
             "--format json: this command prints text only; JSON is printed by status, check, plan and lint, and by \
@@ -389,7 +398,7 @@ impl Workspace {
         if !wait {
             let (prepared, notes) = unlocked?;
             if dry_run {
-                print_plan(&prepared, &notes, lanes, out);
+                print_plan(&prepared, &notes, out);
                 return Ok(0);
             }
             if prepared.is_empty() {
@@ -1034,9 +1043,9 @@ fn report_check(
     }
 }
 
-fn print_plan(prepared: &[Prepared<'_>], notes: &[String], lanes: &Lanes<'_>, out: &Output) {
+fn print_plan(prepared: &[Prepared<'_>], notes: &[String], out: &Output) {
     if out.json {
-        out.json(&report::plan_json(prepared, notes, &drift_warnings(lanes)));
+        out.json(&report::plan_json(prepared, notes, &out.warned.borrow()));
     } else {
         out.write(&report::plan_text(prepared, notes));
     }

@@ -160,7 +160,7 @@ impl Migrator {
         json: bool,
         command: impl FnOnce(&Workspace, &Output) -> Result<u8, Error>,
     ) -> Result<Captured, Failure> {
-        let out = Output { quiet: false, verbose: false, json, captured: Some(Default::default()) };
+        let out = Output { json, captured: Some(Default::default()), ..Output::default() };
         let ran = Workspace::open(&self.root, self.env.as_deref(), Some(&self.url), &out).and_then(|workspace| {
             let workspace = Workspace { interrupt: self.interrupt.for_run(), ..workspace };
             command(&workspace, &out)

@@ -846,3 +846,18 @@ fn status_shows_long_version_names_whole() {
         .stdout_has(&format!("r1/{stem}-part-one "))
         .stdout_has(&format!("r1/{stem}-part-two "));
 }
+
+/// `warnings` in the JSON plan holds what the command prints on stderr: it
+/// held only drift, not an ignored `schema` or an ignored file.
+#[test]
+fn the_json_plan_repeats_every_warning() {
+    let p = Sandbox::fixture("portable");
+    p.write("conf.d/dev.yaml", &format!("connection: \"{}\"\nschema: app\n", sqlite_url(p.path())));
+    p.write("releases/r1/v003-upper.SQL", "-- @add\nSELECT 1;\n");
+    let run = p.run_with(None, &["plan", "--format", "json"]);
+    let printed: Vec<&str> = run.stderr.lines().filter_map(|l| l.strip_prefix("warning: ")).collect();
+    assert!(printed.len() >= 2, "{}", run.stderr);
+    let json = run.json();
+    let warnings: Vec<&str> = json["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    assert_eq!(warnings, printed);
+}
