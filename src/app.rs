@@ -248,13 +248,15 @@ impl Workspace {
         let url = conn
             .map(str::to_string)
             .or_else(|| config.connection.clone())
-            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "no database: set `connection` in {}/NAME.yaml, pass --conn URL, or set DATABASE_URL",
-                    root.join(crate::config::CONF_DIR).display()
-                ))
-            })?;
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+        let Some(url) = url else {
+            // Without a project either, the root is most likely a mistyped `-p`.
+            crate::project::check_root(root)?;
+            return Err(Error::Usage(format!(
+                "no database: set `connection` in {}/NAME.yaml, pass --conn URL, or set DATABASE_URL",
+                root.join(crate::config::CONF_DIR).display()
+            )));
+        };
         let location = Location::parse(&url, root).map_err(|e| in_config(e, connection_from.as_deref()))?;
         if let (Some(schema), Some(source)) = (&config.schema, &config.source) {
             if location.dialect() != Dialect::Postgres {

@@ -275,7 +275,9 @@ fn checked_identifier(key: &str, value: &str) -> Result<String, String> {
         && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     // 48 + `_state` stays within PostgreSQL's 63 and MySQL's 64 characters.
     if !plain {
-        Err(format!("`{key}` must be a plain identifier (ASCII letters, digits, `_`), not `{value}`"))
+        Err(format!(
+            "`{key}` must be a plain identifier (ASCII letters, digits, `_`, not starting with a digit), not `{value}`"
+        ))
     } else if value.len() > 48 {
         Err(format!("`{key}` is {} characters long; at most 48 fit the databases' name limits", value.len()))
     } else {
@@ -551,7 +553,7 @@ mod tests {
         assert!(e.contains("49 characters long; at most 48"), "{e}");
         assert!(parse(&format!("state_table: {}\n", "a".repeat(48))).is_ok());
         let e = parse("schema: my-app\n").err().unwrap_or_default();
-        assert!(e.contains("plain identifier (ASCII letters, digits, `_`)"), "{e}");
+        assert!(e.contains("plain identifier (ASCII letters, digits, `_`, not starting with a digit)"), "{e}");
     }
 
     /// Whatever the password holds, and however broken the URL around it,

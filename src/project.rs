@@ -86,23 +86,30 @@ pub struct Project {
 
 pub const RELEASES_DIR: &str = "releases";
 
+/// A project root has a `releases/` directory.
+pub fn check_root(root: &Path) -> Result<(), Error> {
+    let releases_dir = root.join(RELEASES_DIR);
+    if releases_dir.is_dir() {
+        return Ok(());
+    }
+    let problem = if releases_dir.exists() {
+        format!("{} is not a directory", releases_dir.display())
+    } else {
+        format!("no {RELEASES_DIR}/ directory in {}", root.display())
+    };
+    Err(Error::Usage(format!(
+        "{problem}; give the project root with -p DIR, or create the first version with `pygrate new RELEASE NAME`"
+    )))
+}
+
 impl Project {
     /// Lists releases and versions. A missing `releases/` is an error: it is
     /// far more likely a mistyped `-p` than a project with nothing in it, and
     /// treating it as empty would make `ff` and `check` report success.
     pub fn discover(root: &Path) -> Result<Project, Error> {
         let mut project = Project { root: root.to_path_buf(), ..Default::default() };
+        check_root(root)?;
         let releases_dir = root.join(RELEASES_DIR);
-        if !releases_dir.is_dir() {
-            let problem = if releases_dir.exists() {
-                format!("{} is not a directory", releases_dir.display())
-            } else {
-                format!("no {RELEASES_DIR}/ directory in {}", root.display())
-            };
-            return Err(Error::Usage(format!(
-                "{problem}; give the project root with -p DIR, or create the first version with `pygrate new RELEASE NAME`"
-            )));
-        }
         let mut errors = Vec::new();
         let mut releases = Vec::new();
         for entry in read_dir_sorted(&releases_dir)? {

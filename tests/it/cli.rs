@@ -539,6 +539,8 @@ fn a_project_without_a_releases_directory_is_an_error() {
     for command in commands {
         p.run_with(Some(&url), command).code(2).stderr_has("no releases/ directory in ");
     }
+    // Without a connection either, it was said to be a missing config.
+    p.run_with(None, &["status"]).code(2).stderr_has("no releases/ directory in ");
     p.write("releases", "not a directory");
     for command in commands {
         p.run_with(Some(&url), command).code(2).stderr_has("releases is not a directory");

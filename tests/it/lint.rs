@@ -14,6 +14,12 @@ fn the_sample_project_lints_clean() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("lint (sqlite): 0 error(s), 0 warning(s)"), "{stdout}");
+    // Its committed `pygrate.sum` is current, as the README's CI job checks.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pygrate"))
+        .args(["-p", root, "check", "--offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
