@@ -120,7 +120,7 @@ impl Statement<'_> {
             Some(words) => sets_a_non_utf8_encoding(words),
             // `SELECT set_config('client_encoding', 'LATIN1', false)`.
             None => {
-                dialect == Dialect::Postgres && mentions(self.sql, "client_encoding") && {
+                dialect == Dialect::Postgres && first.is_word("SELECT") && mentions(self.sql, "client_encoding") && {
                     let words: Vec<Token<'_>> = code().collect();
                     words.windows(3).any(|w| {
                         w[0].kind == TokenKind::String
@@ -168,7 +168,7 @@ impl Statement<'_> {
 /// `/*M! … */`) replaced by their text, as the server reads them; None when
 /// it has none.
 pub fn executable_comments_as_code(sql: &str, dialect: Dialect) -> Option<String> {
-    if dialect != Dialect::Mysql || !(sql.contains("/*!") || sql.contains("/*M!")) {
+    if dialect != Dialect::Mysql || !sql.contains("/*") || !(sql.contains("/*!") || sql.contains("/*M!")) {
         return None;
     }
     let mut code = String::with_capacity(sql.len());
@@ -221,7 +221,15 @@ fn names_utf8(value: &Token<'_>) -> bool {
 /// Whether `text` holds `word`, ignoring ASCII case: a byte scan that spares
 /// lexing the statements that cannot be about it.
 fn mentions(text: &str, word: &str) -> bool {
-    text.as_bytes().windows(word.len()).any(|t| t.eq_ignore_ascii_case(word.as_bytes()))
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    let Some((&first, rest)) = word.split_first() else { return true };
+    let Some(last_start) = text.len().checked_sub(word.len()) else { return false };
+    // One byte compared per position, the rest only where the first matches.
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    text[..=last_start]
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| (b == lower || b == upper) && text[i + 1..i + word.len()].eq_ignore_ascii_case(rest))
 }
 
 /// How a statement moves a transaction that a `no-transaction` section
@@ -724,6 +732,15 @@ mod tests {
         let mysql = "SELECT RELEASE_ALL_LOCKS();\nSELECT RELEASE_LOCK('mine');\nSET NAMES latin1;\n\
                      SET CHARACTER SET latin1;\nSET NAMES utf8mb4 COLLATE utf8mb4_bin;\nSET character_set_client = utf8;";
         assert_eq!(refused(mysql, Dialect::Mysql), [true, false, true, true, false, false]);
+    }
+
+    #[test]
+    fn mentions_ignores_ascii_case() {
+        assert!(mentions("SELECT PG_ADVISORY_UNLOCK_ALL()", "pg_advisory_unlock_all"));
+        assert!(mentions("x client_encoding", "client_encoding"));
+        assert!(!mentions("client_encodin", "client_encoding"));
+        assert!(!mentions("", "a"));
+        assert!(mentions("é RELEASE_all_locks", "RELEASE_ALL_LOCKS"));
     }
 
     /// The checks read what the server runs: `/*!40101 SET NAMES latin1 */`

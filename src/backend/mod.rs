@@ -523,8 +523,6 @@ fn within<T: Send + 'static>(
     }
 }
 
-/// Opens a connection. `create` false: a missing SQLite file is not created
-/// (read-only commands must not leave files behind).
 /// `host:port` for messages, an IPv6 address in brackets as URLs write it.
 fn endpoint(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -534,6 +532,8 @@ fn endpoint(host: &str, port: u16) -> String {
     }
 }
 
+/// Opens a connection. `create` false: a missing SQLite file is not created
+/// (read-only commands must not leave files behind).
 pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend>, Error> {
     Ok(match location {
         Location::SqliteFile(path) => Box::new(sqlite::Sqlite::open(Some(path), settings, create)?),
