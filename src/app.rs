@@ -30,8 +30,8 @@ pub struct Output {
     pub quiet: bool,
     pub verbose: bool,
     pub json: bool,
-    /// Embedding: nothing is printed; what would have been, the warnings and
-    /// the phases that ran are kept here for the caller.
+    /// Embedding: nothing is printed; what would have been and the phases
+    /// that ran are kept here for the caller (the warnings, in `warned`).
     pub captured: Option<RefCell<Captured>>,
     /// Every warning given so far: a JSON answer repeats them.
     pub warned: RefCell<Vec<String>>,
@@ -88,13 +88,11 @@ impl Output {
     }
 
     /// To stderr; as `write`, a closed stream is not an error.
+    /// Embedding: kept in `warned` only, which becomes `Captured::warnings`.
     fn warn(&self, text: &str) {
         self.warned.borrow_mut().push(text.to_string());
-        match &self.captured {
-            Some(captured) => captured.borrow_mut().warnings.push(text.to_string()),
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
-            }
+        if self.captured.is_none() {
+            let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
         }
     }
 

@@ -165,7 +165,8 @@ impl Migrator {
             let workspace = Workspace { interrupt: self.interrupt.for_run(), ..workspace };
             command(&workspace, &out)
         });
-        let captured = out.captured.map(|c| c.into_inner()).unwrap_or_default();
+        let warnings = out.warned.into_inner();
+        let captured = Captured { warnings, ..out.captured.map(|c| c.into_inner()).unwrap_or_default() };
         match ran {
             Ok(_) => Ok(captured),
             Err(error) => Err(Failure { error, before: Box::new(captured) }),

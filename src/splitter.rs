@@ -715,14 +715,16 @@ mod tests {
         assert_eq!(pg[0].refused(Dialect::Postgres), None, "PostgreSQL's LOCK TABLE locks one table");
     }
 
+    /// Whether each statement of `text` is refused.
+    fn refused(text: &str, dialect: Dialect) -> Vec<bool> {
+        split(text, 1, dialect).unwrap_or_default().iter().map(|s| s.refused(dialect).is_some()).collect()
+    }
+
     /// `DISCARD ALL` released the migration lock mid-run, and a second
     /// pygrate applied the same phase again; `SET client_encoding` made the
     /// state rows of a non-ASCII version name unreadable; `\set` was sent.
     #[test]
     fn statements_that_release_the_lock_or_misencode_are_refused() {
-        let refused = |text: &str, dialect| -> Vec<bool> {
-            split(text, 1, dialect).unwrap_or_default().iter().map(|s| s.refused(dialect).is_some()).collect()
-        };
         let pg = "DISCARD ALL;\nDISCARD PLANS;\nSELECT pg_advisory_unlock_all();\nSELECT pg_advisory_unlock(42);\n\
                   SET client_encoding = 'LATIN1';\nSET client_encoding TO 'UTF8';\nSET NAMES 'utf-8';\n\
                   RESET client_encoding;\n\\set ON_ERROR_STOP on\nSELECT 'DISCARD ALL';";
@@ -748,9 +750,6 @@ mod tests {
     /// quoted or `set_config` client encoding all passed.
     #[test]
     fn refusals_see_executable_comments_and_other_spellings() {
-        let refused = |text: &str, dialect| -> Vec<bool> {
-            split(text, 1, dialect).unwrap_or_default().iter().map(|s| s.refused(dialect).is_some()).collect()
-        };
         let mysql = "/*!40101 SET NAMES latin1 */;
 SELECT /*!RELEASE_ALL_LOCKS()*/;
 /*! LOCK TABLES t WRITE */;
