@@ -261,9 +261,12 @@ pub fn settled_state(migration: &Migration, phase: Phase, status: Status, by: St
 }
 
 /// How long consecutive sections may share one transaction where that locks
-/// nothing more (see `Capabilities::database_wide_writes`). A commit costs
-/// SQLite four syncs, more than most sections' own work; 20 ms keeps the
-/// application's writers waiting no longer than one modest section would.
+/// nothing more (see `Capabilities::database_wide_writes`), or commit without
+/// waiting for the disk where a later commit's wait covers them (see
+/// `Capabilities::deferred_durability`). A commit costs SQLite four syncs,
+/// more than most sections' own work; 20 ms keeps the application's writers
+/// waiting no longer than one modest section would, and bounds what a crash
+/// can undo and how late a progress line comes.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 
 /// Runs steps under a held lock.
@@ -275,6 +278,33 @@ pub struct Executor<'g, 'b> {
     pub retry_pause: Duration,
     /// See `COMMIT_WINDOW`; zero commits every section on its own.
     pub commit_window: Duration,
+}
+
+/// A step whose commit has returned; reported (`Event::Done`) once it is
+/// confirmed durable (see `Capabilities::deferred_durability`).
+struct Finished {
+    index: usize,
+    resumed_after: usize,
+    elapsed: Duration,
+}
+
+/// Reports `finished`, now durable, and empties it.
+fn confirmed(steps: &[Prepared<'_>], finished: &mut Vec<Finished>, on_event: &mut dyn FnMut(Event<'_>)) {
+    for Finished { index, resumed_after, elapsed } in finished.drain(..) {
+        if let Some(p) = steps.get(index) {
+            let statements = p.statements.len();
+            on_event(Event::Done { step: &p.step, statements, resumed_after, elapsed });
+        }
+    }
+}
+
+/// How to run one attempt of an atomic section.
+#[derive(Clone, Copy)]
+struct Attempt {
+    /// Statement by statement, so that a failure names its statement.
+    stepwise: bool,
+    /// See `SectionRun::durable`.
+    durable: bool,
 }
 
 /// How a shared transaction ended.
@@ -366,6 +396,23 @@ impl Executor<'_, '_> {
     /// Runs every step in order; the first failure stops the run, leaving
     /// everything before it applied.
     pub fn run(&mut self, steps: &[Prepared<'_>], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), Error> {
+        let mut unconfirmed = Vec::new();
+        let ran = self.run_steps(steps, &mut unconfirmed, on_event);
+        // Only a failure or a stop leaves any. Unconfirmed, they go
+        // unreported: the server may have lost them in a crash, and the
+        // state says which it kept.
+        if !unconfirmed.is_empty() && self.backend.flush_commits().is_ok() {
+            confirmed(steps, &mut unconfirmed, on_event);
+        }
+        ran
+    }
+
+    fn run_steps(
+        &mut self,
+        steps: &[Prepared<'_>],
+        unconfirmed: &mut Vec<Finished>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), Error> {
         let capabilities = self.backend.capabilities();
         // A phase resumed after some of its statements ran (a `no-transaction`
         // section) goes on from there, even if its marker has since lost
@@ -377,6 +424,9 @@ impl Executor<'_, '_> {
         };
         let shared_commits = capabilities.database_wide_writes && !self.commit_window.is_zero();
         let grouped = |p: &Prepared<'_>| shared_commits && atomic(p);
+        let deferred = capabilities.deferred_durability && !self.commit_window.is_zero();
+        // Since when the oldest of `unconfirmed` has waited.
+        let mut window: Option<Instant> = None;
         let mut next = 0;
         while let Some(first) = steps.get(next) {
             self.stop_if_asked(first, false)?;
@@ -414,18 +464,27 @@ impl Executor<'_, '_> {
                 on_event(Event::Started { step: &prepared.step });
             }
             let started = Instant::now();
+            // A commit that does not wait for the disk is confirmed by the
+            // next one that does: the last before a step that cannot defer,
+            // the last of all, the first after `commit_window`.
+            let durable = !deferred
+                || !atomic(prepared)
+                || !steps.get(next + 1).is_some_and(&atomic)
+                || window.is_some_and(|w| w.elapsed() >= self.commit_window)
+                || self.interrupted().is_some();
             let resumed_after = if atomic(prepared) {
-                self.run_atomic(prepared, started, on_event)?;
+                self.run_atomic(prepared, started, durable, on_event)?;
                 0
             } else {
                 self.run_tracked(prepared, started, on_event)?
             };
-            on_event(Event::Done {
-                step: &prepared.step,
-                statements: prepared.statements.len(),
-                resumed_after,
-                elapsed: started.elapsed(),
-            });
+            unconfirmed.push(Finished { index: next, resumed_after, elapsed: started.elapsed() });
+            if durable {
+                confirmed(steps, unconfirmed, on_event);
+                window = None;
+            } else {
+                window.get_or_insert(started);
+            }
             next += 1;
         }
         Ok(())
@@ -474,7 +533,7 @@ impl Executor<'_, '_> {
             let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
             let row = self.settled_row(&p.step, started);
             let log = self.log_entry(&p.step, "ok", started, None);
-            let section = SectionRun { statements: &sqls, row: &row, log: &log, started };
+            let section = SectionRun { statements: &sqls, row: &row, log: &log, started, durable: true };
             let ran = self.cancellable(|e, interrupt| {
                 e.backend.run_nested(&section, &mut statement_events(p, interrupt, on_event))
             });
@@ -513,13 +572,14 @@ impl Executor<'_, '_> {
         &mut self,
         p: &Prepared<'_>,
         started: Instant,
+        durable: bool,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), Error> {
         self.backend.reset_session().map_err(|e| restoring(&p.step, e))?;
         let mut attempt = 0;
         loop {
-            let stepwise = attempt > 0 || self.lock_retries == 0;
-            let Err(failed) = self.cancellable(|e, interrupt| e.try_atomic(p, stepwise, started, interrupt, on_event))
+            let how = Attempt { stepwise: attempt > 0 || self.lock_retries == 0, durable };
+            let Err(failed) = self.cancellable(|e, interrupt| e.try_atomic(p, how, started, interrupt, on_event))
             else {
                 return Ok(());
             };
@@ -548,7 +608,7 @@ impl Executor<'_, '_> {
     fn try_atomic(
         &mut self,
         p: &Prepared<'_>,
-        stepwise: bool,
+        Attempt { stepwise, durable }: Attempt,
         started: Instant,
         interrupt: &Interrupt,
         on_event: &mut dyn FnMut(Event<'_>),
@@ -556,7 +616,7 @@ impl Executor<'_, '_> {
         let sqls: Vec<&str> = p.statements.iter().map(|s| s.sql).collect();
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
-        let section = SectionRun { statements: &sqls, row: &row, log: &log, started: Instant::now() };
+        let section = SectionRun { statements: &sqls, row: &row, log: &log, started: Instant::now(), durable };
         let on_statement = &mut statement_events(p, interrupt, on_event);
         if stepwise {
             self.backend.run_stepwise(&section, on_statement)

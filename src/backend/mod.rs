@@ -27,6 +27,11 @@ pub struct Capabilities {
     /// A write transaction locks the whole database (SQLite), so holding one
     /// across several sections locks nothing a single section would not.
     pub database_wide_writes: bool,
+    /// A commit may return before it is on disk and a later one that waits
+    /// makes it durable too, the log being flushed in order (PostgreSQL's
+    /// `synchronous_commit = off` per transaction): a crash of the server
+    /// can undo only the last such commits, each whole, state row included.
+    pub deferred_durability: bool,
 }
 
 /// Where a section's transaction failed.
@@ -84,6 +89,10 @@ pub struct SectionRun<'s> {
     pub log: &'s LogEntry,
     /// The rows record how long the statements took since then.
     pub started: Instant,
+    /// The commit waits until it is on disk; false only where
+    /// `Capabilities::deferred_durability`, and a later commit that waits
+    /// confirms this one too.
+    pub durable: bool,
 }
 
 /// How long statements may wait, from the config.
@@ -205,6 +214,16 @@ pub trait Backend {
     /// Applies the configured timeouts to what follows: to the open
     /// transaction when `in_transaction`, else to the session.
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError>;
+    /// The open transaction's commit returns without waiting for the disk
+    /// (see `Capabilities::deferred_durability`).
+    fn defer_flush(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+    /// Returns once every commit of this session is on disk, those that did
+    /// not wait included.
+    fn flush_commits(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// Puts the session back as it was opened (search path, role, current
     /// database) if a statement run since may have changed it, so that a
     /// section runs the same whether or not others ran before it on this
@@ -234,6 +253,9 @@ pub trait Backend {
     ) -> Result<(), SectionError> {
         self.begin().map_err(SectionError::recording)?;
         self.apply_timeouts(true).map_err(SectionError::recording)?;
+        if !section.durable {
+            self.defer_flush().map_err(SectionError::recording)?;
+        }
         self.run_section(section, on_statement)?;
         self.commit().map_err(SectionError::recording)
     }

@@ -340,7 +340,7 @@ impl Backend for Mysql {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: false, database_wide_writes: false }
+        Capabilities { transactional_ddl: false, database_wide_writes: false, deferred_durability: false }
     }
 
     fn dialect(&self) -> Dialect {

@@ -421,7 +421,7 @@ impl Backend for Postgres {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true, database_wide_writes: false }
+        Capabilities { transactional_ddl: true, database_wide_writes: false, deferred_durability: true }
     }
 
     fn dialect(&self) -> Dialect {
@@ -574,6 +574,25 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn defer_flush(&mut self) -> Result<(), DbError> {
+        self.client.batch_execute(DEFER_FLUSH).map_err(db_error)
+    }
+
+    /// Locking pygrate's own meta row writes to the log, so this
+    /// transaction's commit has something to wait for, and the log is
+    /// flushed in order: waiting for it waits for every earlier commit. The
+    /// session's own `synchronous_commit` decides what waiting means (a
+    /// synchronous standby included), a section's `SET`s undone first.
+    fn flush_commits(&mut self) -> Result<(), DbError> {
+        self.reset_pending = true;
+        let batch = format!("{}{BEGIN};\n{} FOR KEY SHARE;\nCOMMIT", self.take_reset(), self.sql.select_schema_version);
+        let sent = self.client.batch_execute(&batch).map_err(db_error);
+        if sent.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        sent
+    }
+
     fn apply_timeouts(&mut self, in_transaction: bool) -> Result<(), DbError> {
         // A pending reset first: it would otherwise undo session timeouts.
         let reset = self.take_reset();
@@ -600,6 +619,9 @@ impl Backend for Postgres {
         batch.push_str(BEGIN);
         batch.push_str(";\n");
         batch.push_str(&self.timeout_statements("SET LOCAL"));
+        if !section.durable {
+            batch.push_str(DEFER_FLUSH);
+        }
         // Character ranges of the statements: PostgreSQL reports an error's
         // position in characters of the whole message.
         let mut ranges = Vec::with_capacity(statements.len());
@@ -693,6 +715,10 @@ impl Backend for Postgres {
 /// read-only the default (`default_transaction_read_only`), and a reset
 /// sent in the same message comes too late for the transaction it opens.
 const BEGIN: &str = "BEGIN READ WRITE";
+
+/// See `Capabilities::deferred_durability`. Only for this transaction: a
+/// section's own `SET LOCAL synchronous_commit` after it still decides.
+const DEFER_FLUSH: &str = "SET LOCAL synchronous_commit = off;\n";
 
 /// Makes pygrate's own writes the session's own user's for the rest of the
 /// transaction, whatever a section did: `SET ROLE` to one that cannot

@@ -104,7 +104,7 @@ impl ToSql for Param<'_> {
 
 impl Backend for Sqlite {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true, database_wide_writes: true }
+        Capabilities { transactional_ddl: true, database_wide_writes: true, deferred_durability: false }
     }
 
     fn dialect(&self) -> Dialect {

@@ -891,3 +891,51 @@ fn a_statement_error_never_shows_the_password() {
     let stored = db.query_strings("SELECT detail FROM pygrate_log UNION ALL SELECT error FROM pygrate_state");
     assert!(!format!("{stored:?}").contains("S3cretXYZ"), "{stored:?}");
 }
+
+/// What `synchronous_commit` each of `tables` (one row, `s`) recorded.
+fn recorded_settings(db: &TestDb, tables: &[&str]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| db.query_strings(&format!("SELECT s FROM {t}")).concat().into_iter().flatten().collect())
+        .collect()
+}
+
+/// PostgreSQL sections commit without waiting for the disk, and the next
+/// commit that waits makes them durable: the last before a `no-transaction`
+/// section and the last of the run wait, as the session's own setting says
+/// (here the database's `local`), so that a run that exits 0 is on disk.
+#[test]
+fn postgres_commits_wait_for_the_disk_before_a_no_transaction_section_and_at_the_end() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    let database = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+    db.execute(&format!("ALTER DATABASE {database} SET synchronous_commit = local"));
+    let p = Sandbox::empty();
+    let record = |t: &str| format!("-- @add\nCREATE TABLE {t} AS SELECT current_setting('synchronous_commit') AS s;\n");
+    p.write("releases/r1/v001-a.sql", &record("seen_a"));
+    p.write("releases/r1/v002-b.sql", &record("seen_b"));
+    p.write("releases/r1/v003-c.sql", "-- @add no-transaction\nCREATE INDEX CONCURRENTLY ix_a ON seen_a (s);\n");
+    p.write("releases/r1/v004-d.sql", &record("seen_d"));
+    p.write("releases/r1/v005-e.sql", &format!("{}SET LOCAL synchronous_commit = on;\n", record("seen_e")));
+    p.write("releases/r1/v006-f.sql", &record("seen_f"));
+    p.run_with(Some(&db.url), &["add"]).ok().stdout_has("r1/v001-a  ok").stdout_has("r1/v006-f  ok");
+    let settings = recorded_settings(&db, &["seen_a", "seen_b", "seen_d", "seen_f"]);
+    assert_eq!(settings, ["off", "local", "off", "local"]);
+    assert_eq!(state(&db).iter().filter(|r| r.ends_with("add applied")).count(), 6, "{:?}", state(&db));
+}
+
+/// A failure after a section whose commit did not wait: it is made durable
+/// and reported before the error, as if it had waited.
+#[test]
+fn a_postgres_section_before_a_failure_is_reported_applied() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    let p = Sandbox::empty();
+    p.write(
+        "releases/r1/v001-a.sql",
+        "-- @add\nCREATE TABLE a AS SELECT current_setting('synchronous_commit') AS s;\n",
+    );
+    p.write("releases/r1/v002-b.sql", "-- @add\nCREATE TABLE b (id INTEGER);\nSELECT 1/0;\n");
+    let run = p.run_with(Some(&db.url), &["add"]);
+    run.code(1).stderr_has("v002-b.sql:3: add r1/v002-b failed").stdout_has("r1/v001-a  ok");
+    assert_eq!(recorded_settings(&db, &["a"]), ["off"], "v001 did not wait, so the failure path confirmed it");
+    assert_eq!(state(&db), ["r1/v001-a add applied"]);
+}
