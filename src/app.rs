@@ -398,7 +398,7 @@ impl Workspace {
         if !wait {
             let (prepared, notes) = unlocked?;
             if dry_run {
-                print_plan(&prepared, &notes, out);
+                print_plan(&prepared, &notes, backend.password(), out);
                 return Ok(0);
             }
             if prepared.is_empty() {
@@ -1043,11 +1043,11 @@ fn report_check(
     }
 }
 
-fn print_plan(prepared: &[Prepared<'_>], notes: &[String], out: &Output) {
+fn print_plan(prepared: &[Prepared<'_>], notes: &[String], password: Option<&str>, out: &Output) {
     if out.json {
-        out.json(&report::plan_json(prepared, notes, &out.warned.borrow()));
+        out.json(&report::plan_json(prepared, notes, &out.warned.borrow(), password));
     } else {
-        out.write(&report::plan_text(prepared, notes));
+        out.write(&report::plan_text(prepared, notes, password));
     }
 }
 
@@ -1061,8 +1061,8 @@ fn nothing_to_do(notes: &[String], out: &Output) {
 fn print_event(out: &Output, event: &Event<'_>) {
     match event {
         Event::Started { step } if out.verbose => out.show(&format!("{} {} …", step.action, step.id())),
-        Event::Statement { statement, .. } if out.verbose => {
-            out.show(&format!("  {:>5} | {}", statement.line, crate::text::shorten(statement.sql, 100)))
+        Event::Statement { statement, text, .. } if out.verbose => {
+            out.show(&format!("  {:>5} | {}", statement.line, crate::text::shorten(text, 100)))
         }
         Event::Replayed { step, statement } if out.verbose => {
             let found = statement.map_or("it did not fail the same way".to_string(), |s| format!("line {}", s.line));

@@ -6,6 +6,7 @@
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::backend::mask_password;
 use crate::backend::{Backend, FailedAt, SectionError, SectionRun, Unlocated};
 use crate::checksum::statements_checksum;
 use crate::error::{DbError, Error, FileError, StatementFailure};
@@ -129,6 +130,9 @@ pub enum Event<'e> {
     Statement {
         step: &'e Step<'e>,
         statement: &'e Statement<'e>,
+        /// The statement's text as it may be shown: the connection's
+        /// password masked.
+        text: &'e str,
     },
     Retry {
         of: Retried<'e>,
@@ -157,6 +161,7 @@ pub enum Event<'e> {
 fn statement_events<'p>(
     p: &'p Prepared<'_>,
     interrupt: &'p Interrupt,
+    password: Option<&'p str>,
     on_event: &'p mut dyn FnMut(Event<'_>),
 ) -> impl FnMut(usize) -> Result<(), DbError> + 'p {
     move |i| {
@@ -164,7 +169,7 @@ fn statement_events<'p>(
             return Err(not_run(&why));
         }
         if let Some(statement) = p.statements.get(i) {
-            on_event(Event::Statement { step: &p.step, statement });
+            on_event(Event::Statement { step: &p.step, statement, text: &mask_password(statement.sql, password) });
         }
         Ok(())
     }
@@ -522,6 +527,7 @@ impl Executor<'_, '_> {
             let _ = self.backend.rollback();
             return Group { committed: 0, stopped_by_error: true, announced: false, failed: None, undone: 0 };
         }
+        let password = self.backend.password().map(str::to_owned);
         let mut elapsed = Vec::new();
         let mut failed = None;
         for p in steps.iter().take_while(|p| grouped(p)) {
@@ -535,7 +541,7 @@ impl Executor<'_, '_> {
             let log = self.log_entry(&p.step, "ok", started, None);
             let section = SectionRun { statements: &sqls, row: &row, log: &log, started, durable: true };
             let ran = self.cancellable(|e, interrupt| {
-                e.backend.run_nested(&section, &mut statement_events(p, interrupt, on_event))
+                e.backend.run_nested(&section, &mut statement_events(p, interrupt, password.as_deref(), on_event))
             });
             if let Err(error) = ran {
                 failed = Some((self.scrubbed(error), started));
@@ -617,7 +623,8 @@ impl Executor<'_, '_> {
         let row = self.settled_row(&p.step, started);
         let log = self.log_entry(&p.step, "ok", started, None);
         let section = SectionRun { statements: &sqls, row: &row, log: &log, started: Instant::now(), durable };
-        let on_statement = &mut statement_events(p, interrupt, on_event);
+        let password = self.backend.password().map(str::to_owned);
+        let on_statement = &mut statement_events(p, interrupt, password.as_deref(), on_event);
         if stepwise {
             self.backend.run_stepwise(&section, on_statement)
         } else {
@@ -650,8 +657,10 @@ impl Executor<'_, '_> {
         // did to it (`SET search_path`, `SET ROLE`, `USE`) is done again, so
         // that the rest runs where it would have.
         let dialect = self.backend.dialect();
+        let password = self.backend.password().map(str::to_owned);
+        let password = password.as_deref();
         for statement in p.statements[..first].iter().filter(|s| crate::backend::changes_session(s.sql, dialect)) {
-            on_event(Event::Statement { step, statement });
+            on_event(Event::Statement { step, statement, text: &mask_password(statement.sql, password) });
             self.backend.execute(statement.sql).map_err(|e| restoring(step, e))?;
         }
         if first == total {
@@ -673,7 +682,7 @@ impl Executor<'_, '_> {
         };
         let mut done = first;
         for (i, statement) in p.statements.iter().enumerate().skip(first) {
-            on_event(Event::Statement { step, statement });
+            on_event(Event::Statement { step, statement, text: &mask_password(statement.sql, password) });
             let mut attempt = 0;
             loop {
                 let ran = match self.interrupted() {
@@ -899,10 +908,7 @@ impl Executor<'_, '_> {
         let _ = self.backend.append_log(&log);
         let section_line = step.action.section().and_then(|k| step.migration.section(k)).map_or(1, |s| s.marker_line);
         let shown = match (statement, at) {
-            (Some(s), _) => match self.backend.password().filter(|p| !p.is_empty()) {
-                Some(password) => shorten(&crate::backend::mask_word(s.sql, password), 160),
-                None => shorten(s.sql, 160),
-            },
+            (Some(s), _) => shorten(&mask_password(s.sql, self.backend.password()), 160),
             // A cancel, not the failure the replay would look for.
             (None, FailedAt::Unlocated(_)) if stopped.is_some() => "(not determined: pygrate was stopped)".to_string(),
             (None, FailedAt::Unlocated(why)) => format!("(not determined: {})", unlocated_reason(why)),
@@ -930,6 +936,10 @@ fn unlocated_reason(why: Unlocated) -> &'static str {
              would wait for the same lock or timeout a second time"
         }
         Unlocated::ConnectionLost => "the database gave no position, and the connection failed",
+        Unlocated::AtCommit => {
+            "the error came at COMMIT, once every statement had run (deferred constraints and triggers are \
+             checked there): no one statement is to blame"
+        }
         Unlocated::DidNotRecur => {
             "the database gave no position, and the failure did not recur when the section was run again, \
              statement by statement, in a transaction that was rolled back"

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::backend::mask_password;
 use crate::executor::Prepared;
 use crate::phase::{Action, Phase};
 use crate::planner::{Cell, Entry, Lanes, Problem};
@@ -206,7 +207,8 @@ pub fn status_json(lanes: &Lanes<'_>, problems: &[Problem], target: Option<&Targ
     json!({ "versions": versions, "problems": problems })
 }
 
-pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
+/// `password`: the connection's, masked in the SQL shown.
+pub fn plan_text(steps: &[Prepared<'_>], notes: &[String], password: Option<&str>) -> String {
     let mut out = String::new();
     if steps.is_empty() {
         out.push_str("nothing to do\n");
@@ -232,7 +234,7 @@ pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
         out.push_str(&format!("{}. {} {}  ({at}){flags}\n", n + 1, p.step.action, m.id));
         let skip = p.step.resume.as_ref().map_or(0, |r| r.statements_done);
         for s in p.statements.iter().skip(skip) {
-            for (i, l) in s.sql.lines().enumerate() {
+            for (i, l) in mask_password(s.sql, password).lines().enumerate() {
                 let prefix = if i == 0 { format!("{:>6} | ", s.line) } else { "       | ".to_string() };
                 out.push_str(&format!("{prefix}{l}\n"));
             }
@@ -245,8 +247,8 @@ pub fn plan_text(steps: &[Prepared<'_>], notes: &[String]) -> String {
 }
 
 /// `warnings`: what the command line prints on stderr (drift), so that a
-/// reader of the JSON alone misses nothing.
-pub fn plan_json(steps: &[Prepared<'_>], notes: &[String], warnings: &[String]) -> Value {
+/// reader of the JSON alone misses nothing. `password`: as for `plan_text`.
+pub fn plan_json(steps: &[Prepared<'_>], notes: &[String], warnings: &[String], password: Option<&str>) -> Value {
     let steps: Vec<Value> = steps
         .iter()
         .map(|p| {
@@ -261,7 +263,7 @@ pub fn plan_json(steps: &[Prepared<'_>], notes: &[String], warnings: &[String]) 
                 "line": p.step.action.section().and_then(|k| m.section(k)).map(|s| s.marker_line),
                 "no_transaction": p.no_transaction,
                 "resume_after": p.step.resume.as_ref().map(|r| r.statements_done),
-                "statements": p.statements.iter().map(|s| json!({"line": s.line, "sql": s.sql})).collect::<Vec<_>>(),
+                "statements": p.statements.iter().map(|s| json!({"line": s.line, "sql": mask_password(s.sql, password)})).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -6,6 +6,7 @@ mod postgres;
 mod sqlite;
 pub mod state_sql;
 
+use std::borrow::Cow;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -59,6 +60,10 @@ pub enum Unlocated {
     /// the section did not fail the same way (e.g. the error depended on a
     /// sequence's value or on what other sessions were doing).
     DidNotRecur,
+    /// The error came at COMMIT, once every statement had run: a deferred
+    /// constraint or constraint trigger is checked there, and no one
+    /// statement is to blame.
+    AtCommit,
 }
 
 /// A section's transaction failed: where, and the database's error.
@@ -257,7 +262,7 @@ pub trait Backend {
             self.defer_flush().map_err(SectionError::recording)?;
         }
         self.run_section(section, on_statement)?;
-        self.commit().map_err(SectionError::recording)
+        self.commit().map_err(|e| SectionError::new(FailedAt::Unlocated(Unlocated::AtCommit), e))
     }
 
     /// The section's statements, then its state and log rows with how long
@@ -458,6 +463,16 @@ pub(crate) fn scrub_password(mut error: DbError, password: Option<&str>) -> DbEr
     error.detail = error.detail.map(|text| mask_word(&text, password));
     error.hint = error.hint.map(|text| mask_word(&text, password));
     error
+}
+
+/// `text` as it may be shown: the connection's password masked (SPEC 7: it
+/// never appears in any output), as a statement may quote it
+/// (`CREATE USER … PASSWORD`). Borrowed when there is nothing to mask.
+pub(crate) fn mask_password<'t>(text: &'t str, password: Option<&str>) -> Cow<'t, str> {
+    match password {
+        Some(password) if !password.is_empty() && text.contains(password) => Cow::Owned(mask_word(text, password)),
+        _ => Cow::Borrowed(text),
+    }
 }
 
 /// `text` with `secret` replaced by `***` where it stands on its own, not

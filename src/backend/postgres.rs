@@ -120,7 +120,9 @@ impl Postgres {
                 .enumerate()
                 .map(|(i, sql)| (FailedAt::Statement(i), *sql))
                 .chain([(FailedAt::Recording, recording)]);
-            for (part, sql) in parts {
+            // Last, what COMMIT checks: deferred constraints and triggers.
+            let at_commit = (FailedAt::Unlocated(Unlocated::AtCommit), "SET CONSTRAINTS ALL IMMEDIATE");
+            for (part, sql) in parts.chain([at_commit]) {
                 if let Err(e) = self.client.batch_execute(sql) {
                     // Failing otherwise (a lock the first run did not wait
                     // for, say) says nothing about where the first run failed.

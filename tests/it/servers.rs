@@ -883,9 +883,16 @@ fn a_statement_error_never_shows_the_password() {
     let url = format!("postgres://{user}:S3cretXYZ@{rest}");
     let p = Sandbox::empty();
     p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 'S3cretXYZ'::int;\n");
-    let run = p.run_with(Some(&url), &["add"]);
-    run.code(1).stderr_has("invalid input syntax for type integer: \"***\"");
+    // `-v` shows each statement as it is sent: masked there too.
+    let run = p.run_with(Some(&url), &["-v", "add"]);
+    run.code(1).stderr_has("invalid input syntax for type integer: \"***\"").stdout_has("SELECT '***'::int");
     assert!(!run.stderr.contains("S3cretXYZ"), "{}", run.stderr);
+    assert!(!run.stdout.contains("S3cretXYZ"), "{}", run.stdout);
+    for plan in [&["plan"][..], &["--format", "json", "plan"], &["-n", "add"]] {
+        let shown = p.run_with(Some(&url), plan);
+        shown.ok().stdout_has("'***'::int");
+        assert!(!shown.stdout.contains("S3cretXYZ"), "{plan:?}: {}", shown.stdout);
+    }
     let status = p.run_with(Some(&url), &["status"]);
     assert!(!status.stdout.contains("S3cretXYZ"), "{}", status.stdout);
     let stored = db.query_strings("SELECT detail FROM pygrate_log UNION ALL SELECT error FROM pygrate_state");
@@ -938,4 +945,29 @@ fn a_postgres_section_before_a_failure_is_reported_applied() {
     run.code(1).stderr_has("v002-b.sql:3: add r1/v002-b failed").stdout_has("r1/v001-a  ok");
     assert_eq!(recorded_settings(&db, &["a"]), ["off"], "v001 did not wait, so the failure path confirmed it");
     assert_eq!(state(&db), ["r1/v001-a add applied"]);
+}
+
+/// A deferred foreign key fails at COMMIT, after every statement ran. The
+/// message said the failure "did not recur" when the section was run again
+/// (sent whole), or blamed recording the state (sent statement by statement).
+#[test]
+fn a_deferred_constraint_is_reported_as_failing_at_commit() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    for config in ["", "lock_retries: 0\n"] {
+        let p = Sandbox::empty();
+        p.write("conf.d/test.yaml", config);
+        p.write(
+            "releases/r1/v001-fk.sql",
+            "-- @add\nCREATE TABLE parent (id INTEGER PRIMARY KEY);\n\
+             CREATE TABLE child (pid INTEGER REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n\
+             INSERT INTO child VALUES (1);\n",
+        );
+        let run = p.run_with(Some(&db.url), &["add"]);
+        run.code(1)
+            .stderr_has("v001-fk.sql:1: add r1/v001-fk failed")
+            .stderr_has("(not determined: the error came at COMMIT, once every statement had run")
+            .stderr_has("23503");
+        assert!(!db.table_exists("child"), "{config}");
+        assert_eq!(state(&db), Vec::<String>::new(), "{config}");
+    }
 }
