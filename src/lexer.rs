@@ -75,8 +75,10 @@ impl<'a> Token<'a> {
         keywords.iter().any(|k| self.is_word(k))
     }
 
+    /// A punctuation char is one ASCII byte, so one byte is compared.
+    #[inline]
     pub fn is_punct(&self, c: char) -> bool {
-        self.kind == TokenKind::Punct && self.text.chars().eq(std::iter::once(c))
+        self.kind == TokenKind::Punct && c.is_ascii() && self.text.as_bytes() == [c as u8]
     }
 }
 
@@ -327,6 +329,9 @@ impl<'a> Lexer<'a> {
 impl<'a> Iterator for Lexer<'a> {
     type Item = Result<Token<'a>, LexError>;
 
+    // Inlined into its callers, the token never goes through memory: the
+    // splitter spent two thirds of its time copying it (BENCHMARKS.md, History).
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
@@ -351,7 +356,10 @@ impl<'a> Iterator for Lexer<'a> {
             return None;
         };
         let token = Token { kind, text, start, line: self.line };
-        self.line += count_newlines(text);
+        // Words, numbers, punctuation and line comments hold no line break.
+        if !matches!(kind, TokenKind::Word | TokenKind::Number | TokenKind::Punct | TokenKind::LineComment) {
+            self.line += count_newlines(text);
+        }
         self.pos = end;
         Some(Ok(token))
     }
