@@ -12,7 +12,7 @@ use crate::backend::{connect, Backend, Location, Settings};
 use crate::cli::{Cli, Command, FfArgs, Format, ForwardArgs, Resolution};
 use crate::config::Config;
 use crate::dialect::Dialect;
-use crate::error::{Error, FileError};
+use crate::error::{Conflict, Error, FileError};
 use crate::executor::{lock, lock_since, prepare, read_checked_state, settled_state, Event, Executor, Prepared};
 use crate::integrity;
 use crate::interrupt::Interrupt;
@@ -368,7 +368,7 @@ impl Workspace {
         }
         match read {
             Ok(state) => Ok(state),
-            Err(error) if error.lock_timeout && !dry_run => {
+            Err(error) if error.conflict == Some(Conflict::LockTimeout) && !dry_run => {
                 let mut guard = lock_since(backend, self.config.lock_wait, started, &self.interrupt)?;
                 self.executor(&mut guard).read_state(&mut |event| print_event(out, &event))
             }
@@ -1073,7 +1073,8 @@ fn print_event(out: &Output, event: &Event<'_>) {
             ))
         }
         Event::Retry { of, attempt, pause, error } => out.warn(&format!(
-            "{of}: could not get a lock in time ({error}); retry {attempt} in {}",
+            "{of}: {} ({error}); retry {attempt} in {}",
+            error.conflict.unwrap_or(Conflict::LockTimeout),
             crate::text::duration(*pause)
         )),
         Event::Done { step, statements, resumed_after, elapsed } => {

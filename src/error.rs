@@ -42,9 +42,32 @@ pub struct DbError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
-    /// The statement could not get a lock in time (55P03, 1205, SQLITE_BUSY):
-    /// the section is worth retrying.
-    pub lock_timeout: bool,
+    /// The statement lost to another session, and the section is worth
+    /// retrying (SPEC 9's `lock_retries`).
+    pub conflict: Option<Conflict>,
+}
+
+/// How a statement lost to another session. Each undoes only what a retry
+/// redoes: the failed statement, or on PostgreSQL its whole transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// It could not get a lock in time (55P03, 1205, SQLITE_BUSY).
+    LockTimeout,
+    /// PostgreSQL ended a deadlock by failing it (40P01).
+    Deadlock,
+    /// PostgreSQL could not serialize it with a concurrent transaction
+    /// (40001, under REPEATABLE READ or SERIALIZABLE).
+    Serialization,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Conflict::LockTimeout => "could not get a lock in time",
+            Conflict::Deadlock => "was in a deadlock with another session, which the database ended by failing it",
+            Conflict::Serialization => "could not be serialized with a concurrent transaction",
+        })
+    }
 }
 
 impl DbError {

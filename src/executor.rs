@@ -335,7 +335,7 @@ impl Executor<'_, '_> {
     /// left. Counts the retry, reports it with `on_retry(attempt, pause)`
     /// and pauses; false also when a stop is asked for meanwhile.
     fn retry_after(&self, attempt: &mut u32, error: &DbError, on_retry: impl FnOnce(u32, Duration)) -> bool {
-        if !error.lock_timeout || *attempt >= self.lock_retries || self.interrupted().is_some() {
+        if error.conflict.is_none() || *attempt >= self.lock_retries || self.interrupted().is_some() {
             return false;
         }
         *attempt += 1;
@@ -755,8 +755,9 @@ impl Executor<'_, '_> {
                                 String::new()
                             };
                         // A stopped run's statement needs no fixing, nor
-                        // one that waited too long for a lock.
-                        let go_on = if stopped || error.lock_timeout { "Run" } else { "Fix the statement, then run" };
+                        // one that lost to another session.
+                        let go_on =
+                            if stopped || error.conflict.is_some() { "Run" } else { "Fix the statement, then run" };
                         let undone = match began.and_then(|b| p.statements.get(b)) {
                             Some(begin) => format!(
                                 "The transaction the section began at line {} was rolled back, with statements {} to \
@@ -933,12 +934,12 @@ fn unlocated_reason(why: Unlocated) -> &'static str {
     match why {
         Unlocated::Waited => {
             "the database gave no position for this error, and running the section again to find the statement \
-             would wait for the same lock or timeout a second time"
+             would wait for the same lock or timeout a second time (or not meet the same concurrent transaction)"
         }
         Unlocated::ConnectionLost => "the database gave no position, and the connection failed",
         Unlocated::AtCommit => {
-            "the error came at COMMIT, once every statement had run (deferred constraints and triggers are \
-             checked there): no one statement is to blame"
+            "the error came at COMMIT, once every statement had run (deferred constraints and triggers, and \
+             SERIALIZABLE's conflicts, are checked there): no one statement is to blame"
         }
         Unlocated::DidNotRecur => {
             "the database gave no position, and the failure did not recur when the section was run again, \

@@ -51,8 +51,10 @@ pub enum FailedAt {
 /// Why the failing statement of a section sent as one message is not known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unlocated {
-    /// A lock wait, a timeout or a cancel: running the section again to find
-    /// the statement would wait again, in front of the application's traffic.
+    /// A lock wait, a timeout, a cancel or a deadlock: running the section
+    /// again to find the statement would wait again, in front of the
+    /// application's traffic. Or a serialization failure, which needs the
+    /// concurrent transaction it met.
     Waited,
     /// The connection failed: nothing more can be run on it.
     ConnectionLost,

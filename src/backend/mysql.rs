@@ -14,7 +14,7 @@ use super::state_sql::{self, StateSql, Value};
 use super::{scrub_password, Backend, Capabilities, Settings, Timeouts, KEEPALIVE_PROBES, KEEPALIVE_SECS};
 use crate::config::redact;
 use crate::dialect::Dialect;
-use crate::error::{DbError, Error};
+use crate::error::{Conflict, DbError, Error};
 use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
@@ -585,7 +585,7 @@ fn db_error(e: mysql::Error) -> DbError {
         mysql::Error::MySqlError(e) => DbError {
             code: Some(e.code.to_string()),
             message: e.message,
-            lock_timeout: e.code == LOCK_WAIT_TIMEOUT || e.code == LOCK_NOWAIT,
+            conflict: (e.code == LOCK_WAIT_TIMEOUT || e.code == LOCK_NOWAIT).then_some(Conflict::LockTimeout),
             ..Default::default()
         },
         // The variants' own Display wraps them in `IoError { … }`.

@@ -18,7 +18,7 @@ use super::state_sql::{self, StateSql, Value};
 use super::{scrub_password, Backend, Capabilities, FailedAt, SectionError, SectionRun, Settings, Timeouts, Unlocated};
 use crate::config::redact;
 use crate::dialect::Dialect;
-use crate::error::{DbError, Error};
+use crate::error::{Conflict, DbError, Error};
 use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
@@ -31,9 +31,13 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA_NAME: &str = "3F000";
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const ACTIVE_SQL_TRANSACTION: &str = "25001";
-/// Errors that end a wait: lock_timeout, statement_timeout (or a cancel), a
-/// deadlock found while waiting for a lock.
-const WAITS: [&str; 3] = [LOCK_NOT_AVAILABLE, "57014", "40P01"];
+const DEADLOCK_DETECTED: &str = "40P01";
+const SERIALIZATION_FAILURE: &str = "40001";
+/// Errors that a second run of the section would not meet the same way:
+/// lock_timeout, statement_timeout (or a cancel) and a deadlock end a wait
+/// it would wait again, in front of the application's traffic; a
+/// serialization failure needs the concurrent transaction it met.
+const NOT_REPLAYED: [&str; 4] = [LOCK_NOT_AVAILABLE, "57014", DEADLOCK_DETECTED, SERIALIZATION_FAILURE];
 
 pub struct Postgres {
     client: Client,
@@ -100,7 +104,7 @@ impl Postgres {
     fn locate_failure(&mut self, statements: &[&str], recording: &str, error: DbError) -> SectionError {
         let code = match error.code.as_deref() {
             None => return SectionError::new(FailedAt::Unlocated(Unlocated::ConnectionLost), error),
-            Some(code) if WAITS.contains(&code) => {
+            Some(code) if NOT_REPLAYED.contains(&code) => {
                 return SectionError::new(FailedAt::Unlocated(Unlocated::Waited), error)
             }
             Some(code) => code.to_string(),
@@ -789,7 +793,12 @@ fn db_error(e: postgres::Error) -> DbError {
         message: db.message().to_string(),
         detail: db.detail().map(str::to_string),
         hint,
-        lock_timeout: code == LOCK_NOT_AVAILABLE,
+        conflict: match code {
+            LOCK_NOT_AVAILABLE => Some(Conflict::LockTimeout),
+            DEADLOCK_DETECTED => Some(Conflict::Deadlock),
+            SERIALIZATION_FAILURE => Some(Conflict::Serialization),
+            _ => None,
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
 use super::state_sql::{self, StateSql, Value};
 use super::{Backend, Capabilities, Settings};
 use crate::dialect::Dialect;
-use crate::error::{DbError, Error};
+use crate::error::{Conflict, DbError, Error};
 use crate::interrupt::Canceller;
 use crate::phase::Phase;
 use crate::project::VersionId;
@@ -295,10 +295,8 @@ fn db_error(e: rusqlite::Error) -> DbError {
         rusqlite::Error::SqliteFailure(failure, message) => DbError {
             code: Some(result_code(failure.extended_code)),
             message: message.clone().unwrap_or_else(|| e.to_string()),
-            lock_timeout: matches!(
-                failure.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ),
+            conflict: matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                .then_some(Conflict::LockTimeout),
             ..Default::default()
         },
         // A syntax error: SQLite's message, without the statement it is in

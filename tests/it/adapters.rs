@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pygrate::backend::{connect, Backend, Keepalive, Location, Settings, Timeouts};
-use pygrate::error::Error;
+use pygrate::error::{Conflict, Error};
 use pygrate::phase::Phase;
 use pygrate::project::VersionId;
 use pygrate::state::{Actor, LogEntry, PhaseState, Status};
@@ -200,7 +200,7 @@ fn execute_errors_carry_code_and_message(db: &TestDb) {
         Engine::Sqlite => assert!(!code.is_empty()),
     }
     assert!(error.message.contains("no_such_table"), "{}: {error:?}", db.engine.name());
-    assert!(!error.lock_timeout);
+    assert_eq!(error.conflict, None);
     let error = backend.execute("INSERT INTO t (id) VALUES (1)").unwrap_err();
     assert!(error.code.is_some() && !error.message.is_empty(), "{}: {error:?}", db.engine.name());
     // The connection is still usable after errors.
@@ -254,7 +254,7 @@ fn lock_timeout_is_flagged(db: &TestDb) {
             backend.execute("ALTER TABLE t ADD COLUMN x int").unwrap_err()
         }
     };
-    assert!(error.lock_timeout, "{}: {error:?}", db.engine.name());
+    assert_eq!(error.conflict, Some(Conflict::LockTimeout), "{}: {error:?}", db.engine.name());
     let expected = if db.engine == Engine::Postgres { "55P03" } else { "1205" };
     assert_eq!(error.code.as_deref(), Some(expected));
     assert!(started.elapsed() < Duration::from_secs(10), "{}: waited {:?}", db.engine.name(), started.elapsed());
@@ -422,7 +422,7 @@ fn postgres_statement_timeout_applies() {
     backend.apply_timeouts(false).unwrap();
     let error = backend.execute("SELECT pg_sleep(5)").unwrap_err();
     assert_eq!(error.code.as_deref(), Some("57014"), "{error:?}");
-    assert!(!error.lock_timeout);
+    assert_eq!(error.conflict, None);
     // Within a transaction they end with it.
     backend.begin().unwrap();
     backend.apply_timeouts(true).unwrap();

@@ -971,3 +971,81 @@ fn a_deferred_constraint_is_reported_as_failing_at_commit() {
         assert_eq!(state(&db), Vec::<String>::new(), "{config}");
     }
 }
+
+/// Polls `ready` every 20 ms for up to 30 s.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// PostgreSQL ends a deadlock by failing one side, with its whole
+/// transaction. When that is pygrate's section it is retried as after a lock
+/// timeout, and applied once the application's transaction is done; it was
+/// reported as a failure ("Fix the statement").
+#[test]
+fn a_postgres_section_that_loses_a_deadlock_is_retried() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    db.execute("CREATE TABLE a (id INTEGER); CREATE TABLE b (id INTEGER)");
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", "lock_retries: 2\n");
+    p.write(
+        "releases/r1/v001-ab.sql",
+        "-- @add\nALTER TABLE a ADD COLUMN note TEXT;\nALTER TABLE b ADD COLUMN note TEXT;\n",
+    );
+    // The application writes to b, then reads a. Its deadlock_timeout is
+    // the longer, so the deadlock check that fires is pygrate's.
+    let mut app = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    app.batch_execute("SET deadlock_timeout = '60s'; BEGIN; UPDATE b SET id = id").unwrap();
+    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("pygrate to hold a and wait for b", || {
+        db.query_i64(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'b' AND l.mode = 'AccessExclusiveLock' AND NOT l.granted",
+        ) == 1
+    });
+    // Waits until the deadlock fails pygrate's transaction, which held a.
+    app.batch_execute("SELECT * FROM a; COMMIT").unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.ok()
+        .stderr_has("add r1/v001-ab: was in a deadlock with another session")
+        .stderr_has("[40P01]")
+        .stderr_has("retry 1 in 250ms");
+    assert_eq!(state(&db), ["r1/v001-ab add applied"]);
+    assert_eq!(db.query_i64("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"), 2);
+}
+
+/// Under REPEATABLE READ (or SERIALIZABLE), a section that updates a row a
+/// concurrent transaction changed after the section's snapshot fails with
+/// 40001, its transaction rolled back: it is retried, with a new snapshot.
+#[test]
+fn a_postgres_section_that_loses_a_serialization_conflict_is_retried() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    db.execute(
+        "CREATE TABLE counter (n INTEGER); INSERT INTO counter VALUES (0); \
+         DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', \
+         current_database(), 'repeatable read'); END $$",
+    );
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", "lock_retries: 1\n");
+    p.write(
+        "releases/r1/v001-count.sql",
+        "-- @add\nSELECT n FROM counter;\nSELECT pg_sleep(1);\nUPDATE counter SET n = n + 1 WHERE n >= 0;\n",
+    );
+    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the section to sleep", || {
+        db.query_i64(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+        ) == 1
+    });
+    db.execute("UPDATE counter SET n = n + 10");
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.ok()
+        .stderr_has("add r1/v001-count: could not be serialized with a concurrent transaction")
+        .stderr_has("[40001]")
+        .stderr_has("retry 1");
+    assert_eq!(state(&db), ["r1/v001-count add applied"]);
+    assert_eq!(db.query_i64("SELECT n FROM counter"), 11);
+}
