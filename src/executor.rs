@@ -522,7 +522,9 @@ impl Executor<'_, '_> {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Group {
         let opened = Instant::now();
-        let opening = self.backend.reset_session().and_then(|()| self.backend.begin());
+        // Cancellable: SQLite's BEGIN IMMEDIATE waits for the application's
+        // write lock, and a stop asked for meanwhile ends that wait.
+        let opening = self.backend.reset_session().and_then(|()| self.cancellable(|e, _| e.backend.begin()));
         if opening.and_then(|()| self.backend.apply_timeouts(true)).is_err() {
             let _ = self.backend.rollback();
             return Group { committed: 0, stopped_by_error: true, announced: false, failed: None, undone: 0 };

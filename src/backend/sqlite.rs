@@ -4,11 +4,13 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::raw::{c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use rusqlite::{types::ToSqlOutput, Connection, OpenFlags, ToSql};
+use rusqlite::{ffi, types::ToSqlOutput, Connection, OpenFlags, ToSql};
 
 use super::state_sql::{self, StateSql, Value};
 use super::{Backend, Capabilities, Settings};
@@ -27,6 +29,74 @@ pub struct Sqlite {
     holder: String,
     /// The busy timeout: `lock_timeout`.
     busy: Duration,
+    /// SQLite's busy handler points at it: declared after `conn`, so that it
+    /// is dropped after the connection is closed.
+    busy_wait: Box<BusyWait>,
+}
+
+/// Waiting for another connection's lock, as `sqlite3_busy_timeout` does,
+/// except that it ends at once when the connection is interrupted (a stop
+/// asked for): SQLite's own wait ignores `sqlite3_interrupt`, so a stop while
+/// the application held the write lock waited out `lock_timeout`, and with
+/// `lock_timeout: 0` for ever.
+struct BusyWait {
+    db: AtomicPtr<ffi::sqlite3>,
+    timeout_ms: AtomicU64,
+    /// When the current wait began: SQLite counts the calls of each wait.
+    began: Mutex<Option<Instant>>,
+}
+
+/// SQLite's own pauses between tries, in milliseconds; then 100 each.
+const BUSY_PAUSES_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+impl BusyWait {
+    fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether to try again, after a pause; `count` is how many times this
+    /// wait has asked before.
+    fn again(&self, count: c_int) -> bool {
+        let now = Instant::now();
+        let began = {
+            let mut began = self.began.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if count == 0 {
+                *began = Some(now);
+            }
+            *began.get_or_insert(now)
+        };
+        // SAFETY: the handle of the connection this handler is installed on,
+        // which is open whenever SQLite calls it.
+        let interrupted = unsafe { ffi::sqlite3_is_interrupted(self.db.load(Ordering::Relaxed)) } != 0;
+        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
+        let left = timeout.saturating_sub(now.duration_since(began));
+        if interrupted || left.is_zero() {
+            return false;
+        }
+        let pause = usize::try_from(count).ok().and_then(|i| BUSY_PAUSES_MS.get(i)).copied().unwrap_or(100);
+        std::thread::sleep(left.min(Duration::from_millis(pause)));
+        true
+    }
+}
+
+unsafe extern "C" fn busy_handler(wait: *mut c_void, count: c_int) -> c_int {
+    // SAFETY: `wait` is the `BusyWait` that the `Sqlite` owning the
+    // connection keeps boxed until the connection is closed.
+    let wait = unsafe { &*wait.cast::<BusyWait>() };
+    c_int::from(wait.again(count))
+}
+
+/// Installs `wait` as `conn`'s busy handler, in place of the busy timeout.
+fn install_busy_handler(conn: &Connection, wait: &BusyWait) -> Result<(), rusqlite::Error> {
+    let arg = std::ptr::from_ref(wait).cast_mut().cast::<c_void>();
+    // SAFETY: the handle is the open connection's; `wait` outlives it (see
+    // `Sqlite::busy_wait`), and the handler only reads it.
+    let rc = unsafe { ffi::sqlite3_busy_handler(conn.handle(), Some(busy_handler), arg) };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None))
+    }
 }
 
 impl Sqlite {
@@ -48,7 +118,11 @@ impl Sqlite {
         };
         // No `lock_timeout` is no limit: the longest busy timeout SQLite takes.
         let busy = settings.timeouts.lock_timeout.unwrap_or(crate::config::MAX_TIMEOUT);
-        conn.busy_timeout(busy).map_err(fail)?;
+        // SAFETY: the handle is only stored, for `sqlite3_is_interrupted`.
+        let db = AtomicPtr::new(unsafe { conn.handle() });
+        let busy_wait = Box::new(BusyWait { db, timeout_ms: AtomicU64::new(0), began: Mutex::new(None) });
+        busy_wait.set_timeout(busy);
+        install_busy_handler(&conn, &busy_wait).map_err(fail)?;
         // SQLite's own default, and the sqlite3 shell's; rusqlite's bundled
         // build turns foreign keys on. On, the documented table rebuild
         // (copy, DROP TABLE, rename) deletes the rows that reference the
@@ -67,6 +141,7 @@ impl Sqlite {
             lock_file: None,
             holder: settings.actor.holder(),
             busy,
+            busy_wait,
         })
     }
 
@@ -199,7 +274,8 @@ impl Backend for Sqlite {
     }
 
     fn bound_lock_waits(&mut self, limit: Option<Duration>) -> Result<(), DbError> {
-        self.conn.busy_timeout(limit.map_or(self.busy, |limit| limit.min(self.busy))).map_err(db_error)
+        self.busy_wait.set_timeout(limit.map_or(self.busy, |limit| limit.min(self.busy)));
+        Ok(())
     }
 
     fn read_state(&mut self) -> Result<Option<Vec<PhaseState>>, DbError> {

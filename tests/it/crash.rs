@@ -429,9 +429,9 @@ fn a_stop_while_looking_for_the_failing_statement_blames_nothing_else(db: &TestD
 /// wrote the rows once the lock was gone and exited 0.
 fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
     let p = Sandbox::empty();
-    // SQLite's busy wait cannot be interrupted: it ends at lock_timeout.
-    let lock_timeout = if db.engine == Engine::Sqlite { "3s" } else { "60s" };
-    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: {lock_timeout}\n", db.url));
+    // SQLite's own busy wait ignored the stop, so this waited out a
+    // lock_timeout of 3s there; the wait is pygrate's now, and ends at once.
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 60s\n", db.url));
     p.write("releases/r1/v001-a.sql", "-- @add\nSELECT 1;\n");
     p.write("releases/r1/v000-first.sql", "-- @add\nSELECT 1;\n");
     p.run_with(None, &["ff", "--through", "add", "--to", "r1/v000-first"]).ok();
@@ -444,7 +444,7 @@ fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
         p.command(None, &["baseline", "r1/v001-a"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     sleep(Duration::from_millis(1500));
     signal(&child, "INT");
-    let code = exits_within(&mut child, Duration::from_secs(10));
+    let code = exits_within(&mut child, Duration::from_secs(5));
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     db.execute(match db.engine {
         Engine::Sqlite | Engine::Postgres => "ROLLBACK",
@@ -453,6 +453,33 @@ fn a_stop_cancels_a_state_write_that_waits(db: &TestDb) {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT: nothing was written"), "{stderr}");
     assert_eq!(state(db), ["r1/v000-first add applied"]);
+}
+
+/// SQLite's BEGIN IMMEDIATE waits while the application holds the write
+/// lock; with `lock_timeout: 0` (no limit) a stop asked for meanwhile was
+/// ignored, as SQLite's own busy wait ignores `sqlite3_interrupt`, and only a
+/// second signal ended pygrate. Now the wait ends, and nothing ran.
+fn a_stop_ends_a_wait_for_the_write_lock(db: &TestDb) {
+    if db.engine != Engine::Sqlite {
+        return;
+    }
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_timeout: 0\n", db.url));
+    p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (id INTEGER);\n");
+    p.run_with(None, &["ff"]).ok();
+    p.write("releases/r1/v002-b.sql", "-- @add\nCREATE TABLE b (id INTEGER);\n");
+    db.execute("BEGIN IMMEDIATE");
+    let mut child = p.command(None, &["ff"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_millis(1500));
+    signal(&child, "INT");
+    let code = exits_within(&mut child, Duration::from_secs(5));
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    db.execute("ROLLBACK");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pygrate: SIGINT: cancelling the running statement"), "it held the lock: {stderr}");
+    assert!(stderr.contains("stopped before add r1/v002-b, which did not run"), "{stderr}");
+    assert!(!state(db).iter().any(|row| row.contains("v002-b")), "{:?}", state(db));
+    assert!(!db.table_exists("b"));
 }
 
 /// SQLite rolls back the whole transaction when some statements are
@@ -529,6 +556,7 @@ crate::on_every_engine!(
     a_stop_that_undoes_a_shared_transaction_names_what_it_undid,
     a_stop_between_statements_is_not_lost,
     a_stop_cancels_a_state_write_that_waits,
+    a_stop_ends_a_wait_for_the_write_lock,
     a_stop_while_looking_for_the_failing_statement_blames_nothing_else,
     a_stop_signal_cancels_the_statement_and_records_where_it_stopped,
     a_running_phase_under_a_held_lock_is_not_to_be_settled,
