@@ -48,12 +48,13 @@ pub struct DbError {
 }
 
 /// How a statement lost to another session. Each undoes only what a retry
-/// redoes: the failed statement, or on PostgreSQL its whole transaction.
+/// redoes: the failed statement, or its whole transaction (PostgreSQL; a
+/// MySQL deadlock), which a retry begins again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// It could not get a lock in time (55P03, 1205, SQLITE_BUSY).
     LockTimeout,
-    /// PostgreSQL ended a deadlock by failing it (40P01).
+    /// The database ended a deadlock by failing it (40P01, 1213).
     Deadlock,
     /// PostgreSQL could not serialize it with a concurrent transaction
     /// (40001, under REPEATABLE READ or SERIALIZABLE).

@@ -24,6 +24,7 @@ use crate::state::{Actor, LogEntry, PhaseState};
 const NO_SUCH_TABLE: u16 = 1146;
 const LOCK_WAIT_TIMEOUT: u16 = 1205;
 const LOCK_NOWAIT: u16 = 3572;
+const LOCK_DEADLOCK: u16 = 1213;
 
 /// The meta row naming the migration lock's holder.
 const HOLDER_KEY: &str = "lock_holder";
@@ -585,7 +586,11 @@ fn db_error(e: mysql::Error) -> DbError {
         mysql::Error::MySqlError(e) => DbError {
             code: Some(e.code.to_string()),
             message: e.message,
-            conflict: (e.code == LOCK_WAIT_TIMEOUT || e.code == LOCK_NOWAIT).then_some(Conflict::LockTimeout),
+            conflict: match e.code {
+                LOCK_WAIT_TIMEOUT | LOCK_NOWAIT => Some(Conflict::LockTimeout),
+                LOCK_DEADLOCK => Some(Conflict::Deadlock),
+                _ => None,
+            },
             ..Default::default()
         },
         // The variants' own Display wraps them in `IoError { … }`.

@@ -1049,3 +1049,41 @@ fn a_postgres_section_that_loses_a_serialization_conflict_is_retried() {
     assert_eq!(state(&db), ["r1/v001-count add applied"]);
     assert_eq!(db.query_i64("SELECT n FROM counter"), 11);
 }
+
+/// InnoDB ends a deadlock by rolling back the transaction it weighs least.
+/// When that is pygrate's, the statement (alone in pygrate's transaction)
+/// is retried as after error 1205, and the phase applied.
+#[test]
+fn a_mysql_statement_that_loses_a_deadlock_is_retried() {
+    let Some(db) = TestDb::create(Engine::Mysql) else { return };
+    db.execute(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY, v INTEGER); CREATE TABLE b (id INTEGER PRIMARY KEY, v INTEGER); \
+         CREATE TABLE scratch (id INTEGER); INSERT INTO a VALUES (1, 0); INSERT INTO b VALUES (1, 0)",
+    );
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", "lock_retries: 2\n");
+    p.write(
+        "releases/r1/v001-ab.sql",
+        "-- @add\nUPDATE a, b SET a.v = a.v + 1, b.v = b.v + 1 WHERE a.id = 1 AND b.id = 1;\n",
+    );
+    // The application's transaction holds b's row and has written more
+    // rows than pygrate's will have, so InnoDB picks pygrate's to undo.
+    let mut app = ::mysql::Conn::new(::mysql::Opts::from_url(&db.url).unwrap()).unwrap();
+    app.query_drop("START TRANSACTION").unwrap();
+    app.query_drop("INSERT INTO scratch VALUES (1), (2), (3), (4), (5), (6), (7), (8)").unwrap();
+    app.query_drop("SELECT * FROM b WHERE id = 1 FOR UPDATE").unwrap();
+    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("pygrate's statement", || {
+        db.query_i64("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'UPDATE a, b%'") == 1
+    });
+    // Holding a's row, it waits for b's.
+    thread::sleep(Duration::from_millis(200));
+    // Waits for a's row, which pygrate's statement holds: a deadlock.
+    app.query_drop("UPDATE a SET v = v + 10 WHERE id = 1").unwrap();
+    app.query_drop("COMMIT").unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.ok().stderr_has("add r1/v001-ab: was in a deadlock with another session").stderr_has("[1213]");
+    assert_eq!(state(&db), ["r1/v001-ab add applied"]);
+    assert_eq!(db.query_i64("SELECT v FROM a"), 11);
+    assert_eq!(db.query_i64("SELECT v FROM b"), 1);
+}
