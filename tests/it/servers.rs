@@ -972,6 +972,12 @@ fn a_deferred_constraint_is_reported_as_failing_at_commit() {
     }
 }
 
+/// Starts `pygrate add` on `db`; calling the result waits for it to end.
+fn add_in_background(p: &Sandbox, db: &TestDb) -> impl FnOnce() -> Run {
+    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    move || Run::from(child.wait_with_output().unwrap())
+}
+
 /// Polls `ready` every 20 ms for up to 30 s.
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -999,7 +1005,7 @@ fn a_postgres_section_that_loses_a_deadlock_is_retried() {
     // the longer, so the deadlock check that fires is pygrate's.
     let mut app = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
     app.batch_execute("SET deadlock_timeout = '60s'; BEGIN; UPDATE b SET id = id").unwrap();
-    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let add = add_in_background(&p, &db);
     wait_for("pygrate to hold a and wait for b", || {
         db.query_i64(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
@@ -1008,7 +1014,7 @@ fn a_postgres_section_that_loses_a_deadlock_is_retried() {
     });
     // Waits until the deadlock fails pygrate's transaction, which held a.
     app.batch_execute("SELECT * FROM a; COMMIT").unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = add();
     run.ok()
         .stderr_has("add r1/v001-ab: was in a deadlock with another session")
         .stderr_has("[40P01]")
@@ -1034,14 +1040,14 @@ fn a_postgres_section_that_loses_a_serialization_conflict_is_retried() {
         "releases/r1/v001-count.sql",
         "-- @add\nSELECT n FROM counter;\nSELECT pg_sleep(1);\nUPDATE counter SET n = n + 1 WHERE n >= 0;\n",
     );
-    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let add = add_in_background(&p, &db);
     wait_for("the section to sleep", || {
         db.query_i64(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
         ) == 1
     });
     db.execute("UPDATE counter SET n = n + 10");
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = add();
     run.ok()
         .stderr_has("add r1/v001-count: could not be serialized with a concurrent transaction")
         .stderr_has("[40001]")
@@ -1072,7 +1078,7 @@ fn a_mysql_statement_that_loses_a_deadlock_is_retried() {
     app.query_drop("START TRANSACTION").unwrap();
     app.query_drop("INSERT INTO scratch VALUES (1), (2), (3), (4), (5), (6), (7), (8)").unwrap();
     app.query_drop("SELECT * FROM b WHERE id = 1 FOR UPDATE").unwrap();
-    let child = p.command(Some(&db.url), &["add"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let add = add_in_background(&p, &db);
     wait_for("pygrate's statement", || {
         db.query_i64("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'UPDATE a, b%'") == 1
     });
@@ -1081,7 +1087,7 @@ fn a_mysql_statement_that_loses_a_deadlock_is_retried() {
     // Waits for a's row, which pygrate's statement holds: a deadlock.
     app.query_drop("UPDATE a SET v = v + 10 WHERE id = 1").unwrap();
     app.query_drop("COMMIT").unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = add();
     run.ok().stderr_has("add r1/v001-ab: was in a deadlock with another session").stderr_has("[1213]");
     assert_eq!(state(&db), ["r1/v001-ab add applied"]);
     assert_eq!(db.query_i64("SELECT v FROM a"), 11);
