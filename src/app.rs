@@ -228,6 +228,54 @@ pub struct Workspace {
     pub actor: Actor,
     /// Stops a run part-way when asked (see `crate::interrupt`).
     pub interrupt: Interrupt,
+    /// The first connection, opened while `open` read the files.
+    pub(crate) connecting: Connecting,
+}
+
+/// A connection being opened on a thread of its own: a TCP (and TLS)
+/// handshake and a server process starting take about as long as reading
+/// a thousand version files, and neither needs the other.
+#[derive(Debug)]
+pub(crate) struct Connecting(std::sync::Mutex<Option<Opening>>);
+
+type Opening = std::thread::JoinHandle<Result<Planning, Error>>;
+
+/// A connection to plan on: see `Workspace::connect_to_plan`.
+type Planning = (Box<dyn Backend + Send>, bool);
+
+impl Connecting {
+    fn start(location: &Location, settings: Settings, config_file: Option<&Path>) -> Connecting {
+        let (location, config_file) = (location.clone(), config_file.map(Path::to_path_buf));
+        let thread = std::thread::Builder::new()
+            .name("connect".to_string())
+            .spawn(move || connect_to_plan(&location, &settings, config_file.as_deref()));
+        // Without a thread the command connects when it needs to.
+        Connecting(std::sync::Mutex::new(thread.ok()))
+    }
+
+    fn take(&self) -> Option<Opening> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// When the files fail to load: a connection already open is closed
+    /// the polite way (a MySQL server counts a dropped socket as an aborted
+    /// connection); one still on its way is left to end with the process.
+    fn abandon(self) {
+        if let Some(thread) = self.take().filter(|thread| thread.is_finished()) {
+            drop(thread.join());
+        }
+    }
+}
+
+/// Connects to plan, never creating a database file. True with it: the
+/// connection may be an empty in-memory stand-in for a SQLite file that
+/// did not exist, to be replaced before anything is written. Checked
+/// before connecting: another pygrate may create the file meanwhile,
+/// and then only a new connection reaches it.
+fn connect_to_plan(location: &Location, settings: &Settings, config_file: Option<&Path>) -> Result<Planning, Error> {
+    let file_missing = matches!(location, Location::SqliteFile(path) if !path.exists());
+    let backend = connect(location, settings, false).map_err(|e| in_config(e, config_file))?;
+    Ok((backend, file_missing))
 }
 
 impl Workspace {
@@ -265,15 +313,25 @@ impl Workspace {
                 ));
             }
         }
-        let (project, migrations) = load(root, Statements::In(location.dialect()), out)?;
+        let actor = Actor::current();
+        let connecting =
+            Connecting::start(&location, Settings::from_config(&config, actor.clone()), connection_from.as_deref());
+        let (project, migrations) = match load(root, Statements::In(location.dialect()), out) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                connecting.abandon();
+                return Err(e);
+            }
+        };
         Ok(Workspace {
             project,
             migrations,
             config,
             location,
             connection_from,
-            actor: Actor::current(),
+            actor,
             interrupt: Interrupt::default(),
+            connecting,
         })
     }
 
@@ -283,17 +341,20 @@ impl Workspace {
 
     /// Connects; `write` false never creates a database file.
     pub fn connect(&self, write: bool) -> Result<Box<dyn Backend>, Error> {
-        connect(&self.location, &self.settings(), write).map_err(|e| in_config(e, self.connection_from.as_deref()))
+        Ok(connect(&self.location, &self.settings(), write)
+            .map_err(|e| in_config(e, self.connection_from.as_deref()))?)
     }
 
-    /// Connects to plan, never creating a database file. True with it: the
-    /// connection may be an empty in-memory stand-in for a SQLite file that
-    /// did not exist, to be replaced before anything is written. Checked
-    /// before connecting: another pygrate may create the file meanwhile,
-    /// and then only a new connection reaches it.
+    /// The first connection of a command (see `connect_to_plan`): the one
+    /// `open` started, or a new one.
     fn connect_to_plan(&self) -> Result<(Box<dyn Backend>, bool), Error> {
-        let file_missing = matches!(&self.location, Location::SqliteFile(path) if !path.exists());
-        Ok((self.connect(false)?, file_missing))
+        let (backend, file_missing) = match self.connecting.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::Usage("internal error: connecting panicked".to_string())))?,
+            None => connect_to_plan(&self.location, &self.settings(), self.connection_from.as_deref())?,
+        };
+        Ok((backend, file_missing))
     }
 
     /// `ff` (`whole` true) or a phase command.
@@ -441,7 +502,7 @@ impl Workspace {
 
     /// `status [TARGET]`.
     pub fn status(&self, target: Option<&str>, out: &Output) -> Result<u8, Error> {
-        let mut backend = self.connect(false)?;
+        let (mut backend, _) = self.connect_to_plan()?;
         let state = read_state(backend.as_mut())?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let target = target.map(|t| Target::resolve(t, lanes.ids())).transpose()?;
@@ -457,7 +518,7 @@ impl Workspace {
     /// `check`: the database's state against the files, and the files
     /// against `pygrate.sum` when there is one.
     pub fn check(&self, out: &Output) -> Result<u8, Error> {
-        let mut backend = self.connect(false)?;
+        let (mut backend, _) = self.connect_to_plan()?;
         let state = read_state(backend.as_mut())?;
         let lanes = Lanes::from_state(&self.migrations, state);
         let problems = problems_now(&lanes, backend.as_mut());

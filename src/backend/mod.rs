@@ -573,7 +573,7 @@ fn endpoint(host: &str, port: u16) -> String {
 
 /// Opens a connection. `create` false: a missing SQLite file is not created
 /// (read-only commands must not leave files behind).
-pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend>, Error> {
+pub fn connect(location: &Location, settings: &Settings, create: bool) -> Result<Box<dyn Backend + Send>, Error> {
     Ok(match location {
         Location::SqliteFile(path) => Box::new(sqlite::Sqlite::open(Some(path), settings, create)?),
         Location::SqliteMemory => Box::new(sqlite::Sqlite::open(None, settings, create)?),

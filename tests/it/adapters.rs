@@ -34,7 +34,7 @@ fn settings(prefix: &str) -> Settings {
 }
 
 fn open_with(url: &str, settings: &Settings) -> Result<Box<dyn Backend>, Error> {
-    connect(&Location::parse(url, Path::new("/"))?, settings, true)
+    Ok(connect(&Location::parse(url, Path::new("/"))?, settings, true)?)
 }
 
 fn open(db: &TestDb, settings: &Settings) -> Box<dyn Backend> {

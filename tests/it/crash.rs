@@ -15,7 +15,7 @@ use pygrate::config::Config;
 use pygrate::state::Actor;
 
 use crate::lanes::{applied, journal, state};
-use crate::support::{Engine, Sandbox, TestDb};
+use crate::support::{exits_within, Engine, Sandbox, TestDb};
 
 /// `n` versions; every section records itself in `applied_log`, after a
 /// statement or two of real work. Its DDL may run twice: on MySQL a kill
@@ -216,21 +216,6 @@ pub fn long_statement(engine: Engine) -> &'static str {
 fn signal(child: &Child, signal: &str) {
     let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
     assert!(sent.success());
-}
-
-/// Waits for `child` to end, at most `limit`; its exit code.
-fn exits_within(child: &mut Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("pygrate did not stop within {limit:?}");
-        }
-        sleep(Duration::from_millis(20));
-    }
 }
 
 /// SIGINT during a section cancels its statement on the server, records the
