@@ -166,12 +166,18 @@ pub fn parse(id: VersionId, path: &Path, bytes: &[u8]) -> Result<Migration, Vec<
         )]);
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if !text.contains('\n') && text.contains('\r') {
+    // An editor shows a line break at a lone CR; the markers do not see one,
+    // nor do SQLite's and MySQL's `--` comments, but PostgreSQL's end there:
+    // `-- note\r; DROP TABLE users` would run a statement nothing checked.
+    let lone_cr = text.match_indices('\r').map(|(at, _)| at).find(|&at| text.as_bytes().get(at + 1) != Some(&b'\n'));
+    if let Some(at) = lone_cr {
+        let line = text[..at].matches('\n').count() + 1;
         return Err(vec![FileError::new(
             path,
-            1,
-            "lines end in a carriage return alone (classic Mac OS), which no marker can be found in; save the file \
-             with LF or CRLF line endings",
+            line,
+            "carriage return alone, not followed by a line feed (a classic Mac OS line ending): editors show a \
+             line break there, but markers do not and databases disagree; save the file with LF or CRLF line \
+             endings (in a string, write the character as an escape)",
         )]);
     }
     let mut errors = Vec::new();
@@ -537,7 +543,14 @@ mod tests {
             "{e:?}"
         );
         let e = errors("-- header\r-- @add\rSELECT 1;\r");
-        assert!(e[0].starts_with("r1/v1.sql:1: lines end in a carriage return alone"), "{e:?}");
+        assert!(e[0].starts_with("r1/v1.sql:1: carriage return alone, not followed by a line feed"), "{e:?}");
+        // One lone CR among LF lines: it would hide a marker, or end a
+        // PostgreSQL comment where the splitter and lint saw none.
+        let e = errors("-- @add\nCREATE TABLE t (a int);\r-- @rollback_add\nDROP TABLE t;\n");
+        assert!(e[0].starts_with("r1/v1.sql:2: carriage return alone"), "{e:?}");
+        let e = errors("-- @add\r\nSELECT 1;\r\nCREATE TABLE t1 (a int) -- new\r; DROP TABLE users\n;\n");
+        assert!(e[0].starts_with("r1/v1.sql:3: carriage return alone"), "{e:?}");
+        assert!(errors("-- @add\r\nSELECT 1;\r\n\r\n").is_empty());
         let e = errors("-- @add\nx\n-- @rollback_simdrop\ny\n");
         assert!(e[0].starts_with("r1/v1.sql:3: `@rollback_simdrop` without an `@simdrop`"), "{e:?}");
         let e = errors("-- @ add\nSELECT 1;\n");

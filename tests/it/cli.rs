@@ -25,6 +25,7 @@ fn every_format_error_names_file_and_line_and_runs_nothing() {
         ("unterminated-string", "releases/r1/v001-x.sql:4: unterminated string"),
         ("transaction-control", "releases/r1/v001-x.sql:4: `COMMIT` in a transactional section"),
         ("abort", "releases/r1/v001-x.sql:4: `ABORT` in a transactional section"),
+        ("lone-carriage-return", "releases/r1/v001-x.sql:2: carriage return alone, not followed by a line feed"),
     ];
     for (fixture, message) in cases {
         let p = Sandbox::fixture(&format!("broken/{fixture}"));
