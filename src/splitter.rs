@@ -28,7 +28,11 @@ impl Statement<'_> {
     /// The transaction-control statement this is (`BEGIN`, `COMMIT`,
     /// `SAVEPOINT`, …), if it is one. Bodies of routines and triggers are
     /// inside their CREATE statement, so their `BEGIN … END` never counts.
-    pub fn transaction_control(&self, dialect: Dialect) -> Option<&str> {
+    pub fn transaction_control(&self, dialect: Dialect) -> Option<String> {
+        self.as_the_server_reads_it(dialect, |s| s.transaction_control_as_written(dialect).map(str::to_string))
+    }
+
+    fn transaction_control_as_written(&self, dialect: Dialect) -> Option<&str> {
         let mut words = Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code);
         let first = words.next()?;
         let second = words.next();
@@ -46,6 +50,10 @@ impl Statement<'_> {
     /// `no-transaction` sections, which may (SPEC 9 records their progress
     /// statement by statement, which cannot happen inside one).
     pub fn transaction_move(&self, dialect: Dialect) -> TransactionMove {
+        self.as_the_server_reads_it(dialect, |s| s.transaction_move_as_written(dialect))
+    }
+
+    fn transaction_move_as_written(&self, dialect: Dialect) -> TransactionMove {
         let words: Vec<Token<'_>> =
             Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).take(4).collect();
         let word = |i: usize, w: &str| words.get(i).is_some_and(|t| t.is_word(w));
@@ -55,6 +63,16 @@ impl Statement<'_> {
             || word(0, "XA") && word(1, "START")
         {
             return TransactionMove::Begins;
+        }
+        // SQLite identifiers ignore ASCII case, quoted or not.
+        let name = |i: usize| {
+            words.get(i).map(|t| t.text.trim_matches(['"', '`', '[', ']']).to_ascii_lowercase()).unwrap_or_default()
+        };
+        if word(0, "SAVEPOINT") {
+            return TransactionMove::Savepoint(name(1));
+        }
+        if word(0, "RELEASE") {
+            return TransactionMove::Release(name(if word(1, "SAVEPOINT") { 2 } else { 1 }));
         }
         // `COMMIT AND CHAIN` begins the next one at once; `ROLLBACK TO` a
         // savepoint stays inside; MySQL's `END` closes a block, not a transaction.
@@ -76,11 +94,15 @@ impl Statement<'_> {
     /// cannot: it would keep pygrate from writing the state row that records
     /// it, release the migration lock, or make the server misread the text.
     pub fn refused(&self, dialect: Dialect) -> Option<&'static str> {
+        self.as_the_server_reads_it(dialect, |s| s.refused_as_written(dialect))
+    }
+
+    /// `question` asked of the statement as the server reads it: MySQL runs
+    /// the text of its executable comments (`/*!40101 COMMIT */`).
+    fn as_the_server_reads_it<T>(&self, dialect: Dialect, question: impl FnOnce(&Statement<'_>) -> T) -> T {
         match executable_comments_as_code(self.sql, dialect) {
-            Some(code) => {
-                Statement { sql: &code, line: self.line, span: self.span.clone() }.refused_as_written(dialect)
-            }
-            None => self.refused_as_written(dialect),
+            Some(code) => question(&Statement { sql: &code, line: self.line, span: self.span.clone() }),
+            None => question(self),
         }
     }
 
@@ -234,10 +256,16 @@ fn mentions(text: &str, word: &str) -> bool {
 
 /// How a statement moves a transaction that a `no-transaction` section
 /// manages itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionMove {
     Begins,
     Ends,
+    /// `SAVEPOINT name` (lower-cased): on SQLite, outside a transaction,
+    /// it begins one.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`: on SQLite, releasing the savepoint that
+    /// began the transaction commits it.
+    Release(String),
     Neither,
 }
 
@@ -245,14 +273,27 @@ pub enum TransactionMove {
 /// own transaction still open after it (None: none is open).
 pub fn open_transactions(statements: &[Statement<'_>], dialect: Dialect) -> Vec<Option<usize>> {
     let mut open = None;
+    // The savepoint that began the open transaction (SQLite).
+    let mut outermost: Option<String> = None;
     statements
         .iter()
         .enumerate()
         .map(|(i, statement)| {
             match statement.transaction_move(dialect) {
                 TransactionMove::Begins => open = open.or(Some(i)),
-                TransactionMove::Ends => open = None,
-                TransactionMove::Neither => {}
+                TransactionMove::Savepoint(name) if open.is_none() && dialect == Dialect::Sqlite => {
+                    open = Some(i);
+                    outermost = Some(name);
+                }
+                TransactionMove::Release(name) if outermost.as_ref() == Some(&name) => {
+                    open = None;
+                    outermost = None;
+                }
+                TransactionMove::Ends => {
+                    open = None;
+                    outermost = None;
+                }
+                TransactionMove::Savepoint(_) | TransactionMove::Release(_) | TransactionMove::Neither => {}
             }
             open
         })
@@ -666,7 +707,8 @@ mod tests {
                     START /* the */ TRANSACTION;\nSELECT commit FROM beginnings;\nBEGINNING_TABLE;\nendless;\n\
                     abort work;\nPREPARE TRANSACTION 'x';\nPREPARE stmt AS SELECT 1;\nXA START 'x';\nSELECT abort;";
         let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
-        let heads: Vec<Option<&str>> = statements.iter().map(|s| s.transaction_control(Dialect::Sqlite)).collect();
+        let heads: Vec<Option<String>> = statements.iter().map(|s| s.transaction_control(Dialect::Sqlite)).collect();
+        let heads: Vec<Option<&str>> = heads.iter().map(Option::as_deref).collect();
         let control = [Some("begin"), Some("START"), Some("COMMIT"), Some("end"), Some("Savepoint"), Some("RELEASE")];
         assert_eq!(heads[..6], control);
         assert_eq!(heads[6..13], [Some("ROLLBACK"), None, None, Some("START"), None, None, None]);
@@ -699,6 +741,39 @@ mod tests {
         assert_eq!(open, [None, b, b, b, None, s, s, None, w, None, x, x, None]);
         let mysql = split("START TRANSACTION;\nEND;\nCOMMIT;", 1, Dialect::Mysql).unwrap_or_default();
         assert_eq!(open_transactions(&mysql, Dialect::Mysql), [Some(0), Some(0), None], "MySQL's END ends a block");
+    }
+
+    /// SQLite's `SAVEPOINT` outside a transaction begins one, and releasing
+    /// that savepoint commits it: a `no-transaction` section that ended
+    /// inside one had its `applied` row rolled back with it, after `ok`.
+    #[test]
+    fn a_sqlite_savepoint_outside_a_transaction_begins_one() {
+        let text = "SAVEPOINT s1;\nCREATE TABLE a (x int);\nSAVEPOINT inner;\nRELEASE inner;\nROLLBACK TO s1;\n\
+                    RELEASE SAVEPOINT \"S1\";\nINSERT INTO a VALUES (1);\nBEGIN;\nSAVEPOINT x;\nRELEASE x;\nCOMMIT;";
+        let statements = split(text, 1, Dialect::Sqlite).unwrap_or_default();
+        let s = Some(0);
+        let b = Some(7);
+        let expected = [s, s, s, s, s, None, None, b, b, b, None];
+        assert_eq!(open_transactions(&statements, Dialect::Sqlite), expected);
+        // Elsewhere a savepoint lives only inside a transaction.
+        let open = open_transactions(
+            &split("SAVEPOINT s1;\nSELECT 1;", 1, Dialect::Postgres).unwrap_or_default(),
+            Dialect::Postgres,
+        );
+        assert_eq!(open, [None, None]);
+    }
+
+    /// MySQL runs the text of an executable comment: transaction control
+    /// inside one is transaction control.
+    #[test]
+    fn transaction_control_in_a_mysql_executable_comment_counts() {
+        let text = "/*!40101 COMMIT */;\n/*M!100100 START TRANSACTION */;\n/*!BEGIN */;\n/* COMMIT */ SELECT 1;";
+        let statements = split(text, 1, Dialect::Mysql).unwrap_or_default();
+        let heads: Vec<Option<String>> = statements.iter().map(|s| s.transaction_control(Dialect::Mysql)).collect();
+        assert_eq!(heads, [Some("COMMIT".to_string()), Some("START".to_string()), Some("BEGIN".to_string()), None]);
+        let moves: Vec<TransactionMove> = statements.iter().map(|s| s.transaction_move(Dialect::Mysql)).collect();
+        use TransactionMove::{Begins, Ends, Neither};
+        assert_eq!(moves, [Ends, Begins, Begins, Neither]);
     }
 
     /// On MySQL, what would keep pygrate from writing the state row that

@@ -124,6 +124,34 @@ fn a_no_transaction_section_between_shared_commits_runs() {
     assert!(db.table_exists("t_3") && db.table_exists("t_5") && !db.table_exists("t_4"));
 }
 
+/// A `no-transaction` section may manage its own transaction with
+/// `SAVEPOINT … RELEASE` (SQLite's SAVEPOINT outside a transaction begins
+/// one); one that ends inside it is a format error. Before, pygrate wrote
+/// its `applied` row inside that transaction, printed `ok`, and the close of
+/// the connection rolled the section and its row back: `running` for ever,
+/// with later versions applied past it.
+#[test]
+fn a_savepoint_transaction_in_a_no_transaction_section_is_followed() {
+    let db = sqlite();
+    let p = crate::support::Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\n", db.url));
+    let open = "-- @add no-transaction\nSAVEPOINT s1;\nCREATE TABLE a (x int);\n-- @rollback_add\nDROP TABLE a;\n";
+    p.write("releases/r1/v001-a.sql", open);
+    p.write("releases/r1/v002-b.sql", "-- @add\nCREATE TABLE b (x int);\n-- @rollback_add\nDROP TABLE b;\n");
+    p.run(&db, &["ff"])
+        .code(2)
+        .stderr_has("releases/r1/v001-a.sql:2: a transaction begins here and the section ends inside it");
+    assert!(state(&db).is_empty() && !db.table_exists("a") && !db.table_exists("b"), "{:?}", state(&db));
+
+    let closed =
+        "-- @add no-transaction\nSAVEPOINT s1;\nCREATE TABLE a (x int);\nRELEASE s1;\nINSERT INTO a VALUES (1);\n\
+                  -- @rollback_add\nDROP TABLE a;\n";
+    p.write("releases/r1/v001-a.sql", closed);
+    p.run(&db, &["ff", "--through", "add"]).ok();
+    assert_eq!(applied(&db), ["r1/v001-a add", "r1/v002-b add"]);
+    assert_eq!(db.query_i64("SELECT count(*) FROM a"), 1);
+}
+
 /// On a database without state tables, an application transaction holding
 /// the write lock makes pygrate wait and retry before it creates them, as a
 /// section would, rather than fail after one `lock_timeout`.
