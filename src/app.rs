@@ -538,7 +538,18 @@ impl Workspace {
             let mut log = Vec::new();
             let mut lines = Vec::new();
             for entry in lanes.entries.iter().filter(|e| target.contains(&e.id)) {
-                let Some(m) = entry.migration else { continue };
+                // SPEC 5: a running or failed phase blocks every operation on
+                // its version until it is settled.
+                refuse_unsettled(entry)?;
+                let Some(m) = entry.migration else {
+                    if entry.is_missing_file() {
+                        return Err(Error::Refused(format!(
+                            "{} has state but its file is gone, so there is no text to rehash; restore the file",
+                            entry.id
+                        )));
+                    }
+                    continue;
+                };
                 for phase in Phase::ALL {
                     let Some(row) = entry.state(phase).filter(|r| r.status == Status::Applied) else { continue };
                     let (checksum, rollback_checksum) = current_checksums(m, phase);
@@ -693,14 +704,12 @@ impl Workspace {
             let problems = lanes.problems();
             let mut rows = Vec::new();
             for (i, entry) in lanes.entries[..=end].iter().enumerate() {
+                refuse_unsettled(entry)?;
                 for phase in Phase::ALL {
                     let state = entry.state(phase);
-                    if let Some(s) = state.filter(|s| s.status.is_unsettled()) {
-                        return Err(Error::Refused(format!(
-                            "{phase} of {} is {}; settle it first: pygrate resolve {} {phase} --as applied|pending",
-                            entry.id, s.status, entry.id
-                        )));
-                    }
+                    // A file removed after its rollback is as if it never
+                    // existed; one removed with a phase applied is below.
+                    let Some(m) = entry.migration else { continue };
                     match state.map(|s| s.status) {
                         Some(Status::Applied) => continue,
                         // The state says its SQL was undone; recording it
@@ -714,7 +723,6 @@ impl Workspace {
                         }
                         _ => {}
                     }
-                    let Some(m) = entry.migration else { continue };
                     // As for every forward operation (SPEC 5): state whose
                     // file is gone blocks what comes after it.
                     if let Some(gone) = lanes.entries[..i].iter().find(|e| e.is_missing_file()) {
@@ -851,6 +859,21 @@ fn in_config(error: Error, config_file: Option<&Path>) -> Error {
     match (error, config_file) {
         (Error::Usage(message), Some(path)) => Error::Config { path: path.display().to_string(), message },
         (error, _) => error,
+    }
+}
+
+/// Refuses when a phase of `entry` is running or failed: nothing may touch
+/// its version until `resolve` settles it.
+fn refuse_unsettled(entry: &crate::planner::Entry<'_>) -> Result<(), Error> {
+    match Phase::ALL
+        .into_iter()
+        .find_map(|phase| Some((phase, entry.state(phase).filter(|s| s.status.is_unsettled())?)))
+    {
+        Some((phase, s)) => Err(Error::Refused(format!(
+            "{phase} of {} is {}; settle it first: pygrate resolve {} {phase} --as applied|pending",
+            entry.id, s.status, entry.id
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -313,9 +313,23 @@ impl Target {
     /// releases, against `known` (files and versions known from the state).
     pub fn resolve<'a>(typed: &str, known: impl Iterator<Item = &'a VersionId> + Clone) -> Result<Target, Error> {
         let arg = typed.trim_end_matches(".sql").trim_end_matches('/');
+        // `RELEASE/` names the release even where a version has its name.
+        let said_release = typed.trim_end_matches(".sql").ends_with('/');
         let (release, version) = match arg.split_once('/') {
             Some((r, v)) => (Some(r), v),
-            None if known.clone().any(|k| k.release == arg) => return Ok(Target::Release(arg.to_string())),
+            None if known.clone().any(|k| k.release == arg) => {
+                let versions: Vec<String> = known.filter(|k| k.version == arg).map(|k| k.to_string()).collect();
+                if said_release || versions.is_empty() {
+                    return Ok(Target::Release(arg.to_string()));
+                }
+                // A rollback of the whole release where one version was meant
+                // would be hard to take back.
+                return Err(Error::Usage(format!(
+                    "`{typed}` is ambiguous: it names release `{arg}` and version {}; write `{arg}/` for the \
+                     release, or RELEASE/VERSION",
+                    versions.join(", ")
+                )));
+            }
             None => (None, arg),
         };
         let in_release = |k: &&VersionId| release.is_none_or(|r| k.release == r);
@@ -401,6 +415,14 @@ mod tests {
         assert!(err.contains("ambiguous") && err.contains("r1/v001") && err.contains("r2/v001"), "{err}");
         let err = Target::resolve("r1/v003", ids.iter()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("did you mean"), "{err}");
+        // A release and a version of the same name: `v1/` is the release.
+        let both = [VersionId::new("r1", "v1"), VersionId::new("v1", "a"), VersionId::new("v1", "b")];
+        let err = Target::resolve("v1", both.iter()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("names release `v1` and version r1/v1; write `v1/`"), "{err}");
+        assert_eq!(Target::resolve("v1/", both.iter()).ok(), Some(Target::Release("v1".into())));
+        assert_eq!(Target::resolve("r1/v1", both.iter()).ok(), Some(Target::Version(both[0].clone())));
+        let prefix = [VersionId::new("r1", "v1-a"), VersionId::new("v1", "a")];
+        assert_eq!(Target::resolve("v1", prefix.iter()).ok(), Some(Target::Release("v1".into())), "exact wins");
         // Errors show the target as typed, even when trimming leaves nothing.
         for typed in ["/", "r9/v1.sql", "nope/"] {
             let err = Target::resolve(typed, ids.iter()).err().map(|e| e.to_string()).unwrap_or_default();

@@ -276,6 +276,8 @@ fn baseline_and_resolve_settle_state_without_running_sql(db: &TestDb) {
     p.run(db, &["add"]).code(1);
     assert!(state(db).contains(&"r2/v001-orders add failed".to_string()));
     p.run(db, &["simdrop", "r2/v001"]).code(2).stderr_has("pygrate resolve r2/v001-orders add --as applied|pending");
+    // SPEC 5: nothing touches the version until it is settled, rehash included.
+    p.run(db, &["rehash", "r2/v001"]).code(2).stderr_has("add of r2/v001-orders is failed; settle it first");
     let ran_with = db.query_strings("SELECT checksum FROM pygrate_state WHERE version_name = 'v001-orders'");
     // Fixed by hand, and in the file: the phase now stands for the new text,
     // and the log says which text it was accepted over.
@@ -347,6 +349,12 @@ fn a_file_deleted_after_its_rollback_blocks_nothing(db: &TestDb) {
     assert!(db.table_exists("t3"));
     p.run(db, &["ff"]).ok();
     p.run(db, &["add", "r1/v2"]).code(2).stderr_has("no version `r1/v2`");
+    // baseline passes it by as well (it refused: "add of r1/v2 was rolled
+    // back … run it again instead: pygrate add r1/v2", which cannot run).
+    p.write("releases/r1/v4.sql", &creates("t4"));
+    p.run(db, &["baseline", "r1/v4"]).ok().stdout_has("baseline add r1/v4");
+    p.run(db, &["rehash", "r1"]).ok().stdout_has("nothing to rehash");
+    assert!(!db.table_exists("t4") && !db.table_exists("t2"));
 }
 
 /// The release guard refuses only releases older than the newest with
