@@ -1156,6 +1156,12 @@ fn print_event(out: &Output, event: &Event<'_>) {
                 step.id()
             ))
         }
+        Event::DroppedInvalidIndex { step, index } => out.warn(&format!(
+            "{} {}: dropped the INVALID index {index} that a CREATE INDEX CONCURRENTLY which failed had left, to \
+             build it again",
+            step.action,
+            step.id()
+        )),
         Event::Retry { of, attempt, pause, error } => out.warn(&format!(
             "{of}: {} ({error}); retry {attempt} in {}",
             error.conflict.unwrap_or(Conflict::LockTimeout),

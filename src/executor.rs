@@ -144,6 +144,12 @@ pub enum Event<'e> {
         step: &'e Step<'e>,
         statement: Option<&'e Statement<'e>>,
     },
+    /// An INVALID index that a failed `CREATE INDEX CONCURRENTLY` had left
+    /// was dropped, to build it again.
+    DroppedInvalidIndex {
+        step: &'e Step<'e>,
+        index: &'e str,
+    },
     /// `statements` in the section; the first `resumed_after` of them had
     /// run before (a resumed `running`/`failed` phase) and did not run now.
     Done {
@@ -695,7 +701,9 @@ impl Executor<'_, '_> {
                         }
                         Err(Counted::Statement(not_run(&why)))
                     }
-                    None => self.run_counted(p, i, wrap, &mut open, own[i].is_some(), started),
+                    None => self
+                        .drop_invalid_index(p, i, on_event)
+                        .and_then(|()| self.run_counted(p, i, wrap, &mut open, own[i].is_some(), started)),
                 };
                 match ran {
                     Ok(()) => {
@@ -747,7 +755,7 @@ impl Executor<'_, '_> {
                                 "this statement was running when an earlier run of this phase stopped, and may have \
                                  completed then (a server may finish a statement whose client is gone) or left part \
                                  of its work behind (PostgreSQL's CREATE INDEX CONCURRENTLY, cancelled, leaves an \
-                                 INVALID index: drop it, then run the phase again). If it completed, run the \
+                                 INVALID index, which running the phase again drops first). If it completed, run the \
                                  section's remaining statements by hand and settle it: pygrate resolve {} {} --as \
                                  applied. ",
                                 step.id(),
@@ -826,6 +834,32 @@ impl Executor<'_, '_> {
             self.backend.record(&row, None, wrap, wrap)
         };
         recorded.map_err(Counted::Recording)
+    }
+
+    /// Before `CREATE INDEX CONCURRENTLY name` in a `no-transaction`
+    /// section: an INVALID index of that name, left by a build that failed
+    /// (this run's, before a retry, or an earlier run's, before a resume),
+    /// is dropped. Else building it again fails, or with `IF NOT EXISTS`
+    /// does nothing, and the phase is recorded applied on an index that
+    /// PostgreSQL never uses and yet keeps up to date.
+    fn drop_invalid_index(
+        &mut self,
+        p: &Prepared<'_>,
+        i: usize,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), Counted> {
+        let dialect = self.backend.dialect();
+        let index = p.statements.get(i).and_then(|s| s.index_built_concurrently(dialect));
+        let Some(index) = index.filter(|_| p.no_transaction) else {
+            return Ok(());
+        };
+        let dropped = self.cancellable(|e, _| e.backend.drop_invalid_index(&index));
+        match dropped {
+            Ok(true) => on_event(Event::DroppedInvalidIndex { step: &p.step, index: &index }),
+            Ok(false) => {}
+            Err(e) => return Err(Counted::Statement(crate::backend::scrub_password(e, self.backend.password()))),
+        }
+        Ok(())
     }
 
     /// The settled state row and its log row.

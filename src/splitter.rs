@@ -90,6 +90,39 @@ impl Statement<'_> {
         }
     }
 
+    /// The index a PostgreSQL `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT
+    /// EXISTS] name ON …` builds, as written (`s."Idx"`); None for any other
+    /// statement, and for an index left to PostgreSQL to name.
+    pub fn index_built_concurrently(&self, dialect: Dialect) -> Option<String> {
+        if dialect != Dialect::Postgres || !mentions(self.sql, "CONCURRENTLY") {
+            return None;
+        }
+        let words: Vec<Token<'_>> =
+            Lexer::new(self.sql, self.line, dialect).map_while(Result::ok).filter(Token::is_code).take(12).collect();
+        let mut at = 1 + usize::from(words.get(1).is_some_and(|t| t.is_word("UNIQUE")));
+        let head = ["INDEX", "CONCURRENTLY"];
+        let starts = words.first().is_some_and(|t| t.is_word("CREATE"))
+            && head.iter().enumerate().all(|(k, w)| words.get(at + k).is_some_and(|t| t.is_word(w)));
+        if !starts {
+            return None;
+        }
+        at += head.len();
+        if ["IF", "NOT", "EXISTS"].iter().enumerate().all(|(k, w)| words.get(at + k).is_some_and(|t| t.is_word(w))) {
+            at += 3;
+        }
+        let is_name = |t: &Token<'_>| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) && !t.is_word("ON");
+        let mut name = String::new();
+        while let Some(part) = words.get(at).filter(|t| is_name(t)) {
+            name.push_str(part.text);
+            match words.get(at + 1) {
+                Some(dot) if dot.is_punct('.') => name.push('.'),
+                _ => break,
+            }
+            at += 2;
+        }
+        (!name.is_empty() && !name.ends_with('.')).then_some(name)
+    }
+
     /// Why pygrate cannot run the statement and keep its guarantees, if it
     /// cannot: it would keep pygrate from writing the state row that records
     /// it, release the migration lock, or make the server misread the text.
@@ -741,6 +774,19 @@ mod tests {
         assert_eq!(open, [None, b, b, b, None, s, s, None, w, None, x, x, None]);
         let mysql = split("START TRANSACTION;\nEND;\nCOMMIT;", 1, Dialect::Mysql).unwrap_or_default();
         assert_eq!(open_transactions(&mysql, Dialect::Mysql), [Some(0), Some(0), None], "MySQL's END ends a block");
+    }
+
+    #[test]
+    fn the_index_a_concurrent_build_names_is_found_as_written() {
+        let text = "CREATE INDEX CONCURRENTLY k1_x ON k1 (x);\ncreate unique index concurrently if not exists \
+                    s.\"Big Idx\" on t (a);\nCREATE INDEX CONCURRENTLY ON t (a);\nCREATE INDEX k ON t (a);\n\
+                    CREATE INDEX CONCURRENTLY IF NOT EXISTS ON t (a);\nSELECT 'CREATE INDEX CONCURRENTLY x ON t (a)';";
+        let statements = split(text, 1, Dialect::Postgres).unwrap_or_default();
+        let built: Vec<Option<String>> =
+            statements.iter().map(|s| s.index_built_concurrently(Dialect::Postgres)).collect();
+        let expected = [Some("k1_x"), Some("s.\"Big Idx\""), None, None, None, None];
+        assert_eq!(built, expected.map(|n| n.map(str::to_string)));
+        assert_eq!(statements[0].index_built_concurrently(Dialect::Mysql), None);
     }
 
     /// SQLite's `SAVEPOINT` outside a transaction begins one, and releasing

@@ -231,6 +231,13 @@ pub trait Backend {
     fn flush_commits(&mut self) -> Result<(), DbError> {
         Ok(())
     }
+    /// Drops index `name` (as written in SQL) if it exists and is INVALID,
+    /// as PostgreSQL leaves one behind when `CREATE INDEX CONCURRENTLY`
+    /// fails or is cancelled, so that building it again builds it: true if
+    /// it did. Runs like a migration statement (`lock_timeout` applies).
+    fn drop_invalid_index(&mut self, _name: &str) -> Result<bool, DbError> {
+        Ok(false)
+    }
     /// Puts the session back as it was opened (search path, role, current
     /// database) if a statement run since may have changed it, so that a
     /// section runs the same whether or not others ran before it on this

@@ -572,6 +572,17 @@ impl Backend for Postgres {
         self.client.batch_execute(sql).map_err(db_error)
     }
 
+    fn drop_invalid_index(&mut self, name: &str) -> Result<bool, DbError> {
+        // Looked up as the statement will be: on the section's search path.
+        self.send_reset()?;
+        let invalid = "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid";
+        if self.client.query(invalid, &[&name]).map_err(db_error)?.is_empty() {
+            return Ok(false);
+        }
+        self.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
+        Ok(true)
+    }
+
     /// Always: a section can change the session in ways no look at its text
     /// finds (`set_config` in a DO block or a function). Costs no round trip:
     /// the reset goes with the next message.

@@ -1093,3 +1093,57 @@ fn a_mysql_statement_that_loses_a_deadlock_is_retried() {
     assert_eq!(db.query_i64("SELECT v FROM a"), 11);
     assert_eq!(db.query_i64("SELECT v FROM b"), 1);
 }
+
+/// A `CREATE INDEX CONCURRENTLY` that fails (here: a lock timeout, waiting
+/// for an application transaction older than it, on any table) leaves an
+/// INVALID index behind. Running the statement again, as a retry or as the
+/// resume of a later run, drops that index first. Before, the retry of
+/// `… IF NOT EXISTS` found the index there and did nothing, and the phase
+/// was recorded applied on an index PostgreSQL never uses; without `IF NOT
+/// EXISTS` every retry and resume failed with 42P07.
+#[test]
+fn a_failed_concurrent_index_build_is_built_again_not_left_invalid() {
+    let Some(db) = TestDb::create(Engine::Postgres) else { return };
+    db.execute(
+        "CREATE TABLE k1 (x INTEGER); INSERT INTO k1 SELECT generate_series(1, 100); CREATE TABLE other (x INTEGER)",
+    );
+    let p = Sandbox::empty();
+    p.write("conf.d/test.yaml", "lock_timeout: 1s\nlock_retries: 2\n");
+    p.write(
+        "releases/r1/v001-k1-x.sql",
+        "-- @add no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS k1_x ON k1 (x);\n\
+         -- @rollback_add no-transaction\nDROP INDEX CONCURRENTLY k1_x;\n",
+    );
+    let building = |index: &str| {
+        db.query_strings(&format!(
+            "SELECT query_start::text FROM pg_stat_activity WHERE state = 'active' \
+             AND query LIKE 'CREATE INDEX CONCURRENTLY%{index}%'"
+        ))
+    };
+    let valid = |index: &str| {
+        db.query_strings(&format!("SELECT indisvalid::text FROM pg_index WHERE indexrelid = '{index}'::regclass"))
+    };
+    // A report query's snapshot: the build waits for it to end.
+    let mut app = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    app.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other").unwrap();
+    let add = add_in_background(&p, &db);
+    wait_for("the first build", || !building("k1_x").is_empty());
+    let first = building("k1_x");
+    wait_for("the retry's build", || !building("k1_x").is_empty() && building("k1_x") != first);
+    app.batch_execute("COMMIT").unwrap();
+    add().ok().stderr_has("retry 1 in 250ms").stderr_has(
+        "add r1/v001-k1-x: dropped the INVALID index k1_x that a CREATE INDEX CONCURRENTLY which failed had left",
+    );
+    assert_eq!(valid("k1_x"), [[Some("true".to_string())]]);
+
+    // No retries: the run fails, and the next one resumes by building again.
+    p.write("conf.d/test.yaml", "lock_timeout: 1s\nlock_retries: 0\n");
+    p.write("releases/r1/v002-k1-y.sql", "-- @add no-transaction\nCREATE INDEX CONCURRENTLY k1_y ON k1 (x);\n");
+    app.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other").unwrap();
+    p.run(&db, &["add"]).code(1).stderr_has("[55P03]");
+    assert_eq!(valid("k1_y"), [[Some("false".to_string())]]);
+    app.batch_execute("COMMIT").unwrap();
+    p.run(&db, &["add"]).ok().stderr_has("dropped the INVALID index k1_y");
+    assert_eq!(valid("k1_y"), [[Some("true".to_string())]]);
+    assert_eq!(state(&db), ["r1/v001-k1-x add applied", "r1/v002-k1-y add applied"]);
+}
