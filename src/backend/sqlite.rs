@@ -99,6 +99,30 @@ fn install_busy_handler(conn: &Connection, wait: &BusyWait) -> Result<(), rusqli
     }
 }
 
+/// A database file with a second name (a hard link) has two lock files, and
+/// two pygrates would each take "the" migration lock; SQLite's own journal
+/// and locks go wrong the same way (sqlite.org/howtocorrupt.html, 2.5).
+#[cfg(unix)]
+fn refuse_hard_links(conn: &Connection) -> Result<(), DbError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.nlink() > 1 => Err(DbError::new(format!(
+            "{path} has {} names (hard links): neither SQLite nor pygrate can lock it safely under each of them, so \
+             two pygrates could apply the same phase; remove the extra links (a symbolic link is fine)",
+            meta.nlink()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn refuse_hard_links(_conn: &Connection) -> Result<(), DbError> {
+    Ok(())
+}
+
 impl Sqlite {
     pub fn open(path: Option<&Path>, settings: &Settings, create: bool) -> Result<Sqlite, Error> {
         let shown = path.map_or_else(|| ":memory:".to_string(), |p| p.display().to_string());
@@ -129,8 +153,10 @@ impl Sqlite {
         // table through ON DELETE CASCADE, and a section cannot turn them
         // off: the pragma does nothing inside a transaction.
         conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(fail)?;
+        // Beside the file SQLite opened, links resolved: every path that
+        // reaches the database (a symbolic link, `..`) shares one lock.
         let lock_path = path.map(|p| {
-            let mut name = p.as_os_str().to_owned();
+            let mut name = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).into_os_string();
             name.push(format!(".{}.lock", settings.state_table));
             PathBuf::from(name)
         });
@@ -194,6 +220,7 @@ impl Backend for Sqlite {
             return Ok(true);
         }
         let io = |e: std::io::Error| DbError::new(format!("lock file {}: {e}", path.display()));
+        refuse_hard_links(&self.conn)?;
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {

@@ -152,6 +152,39 @@ fn a_savepoint_transaction_in_a_no_transaction_section_is_followed() {
     assert_eq!(db.query_i64("SELECT count(*) FROM a"), 1);
 }
 
+/// The migration lock belongs to the database file, not to the path that
+/// names it: a pygrate reaching it through a symbolic link waits for the
+/// one holding the lock (it took a lock of its own beside the link and
+/// applied the same phase a second time). A hard link, which no lock file
+/// can follow, is refused.
+#[test]
+fn every_path_to_the_database_shares_one_lock() {
+    let db = sqlite();
+    let real = file_of(&db);
+    let p = crate::support::Sandbox::empty();
+    p.write("conf.d/test.yaml", &format!("connection: \"{}\"\nlock_wait: 1s\n", db.url));
+    p.write("releases/r1/v001-a.sql", "-- @add\nCREATE TABLE a (x INTEGER);\n");
+    p.run_with(None, &["ff"]).ok();
+    p.write("releases/r1/v002-b.sql", "-- @add\nCREATE TABLE b (x INTEGER);\n");
+    // Another pygrate holds the lock, as taken through the real path.
+    let lock = std::fs::File::open(format!("{}.pygrate.lock", real.display())).unwrap();
+    lock.try_lock().unwrap();
+    let link = real.with_extension("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let through_link = format!("sqlite:///{}", link.display());
+    p.run_with(Some(&through_link), &["ff"]).code(1).stderr_has("could not get the migration lock within 1s");
+    assert!(!db.table_exists("b"));
+    drop(lock);
+    p.run_with(Some(&through_link), &["ff"]).ok();
+    assert!(db.table_exists("b"));
+
+    p.write("releases/r1/v003-c.sql", "-- @add\nCREATE TABLE c (x INTEGER);\n");
+    let hard = real.with_extension("hard");
+    std::fs::hard_link(&real, &hard).unwrap();
+    p.run_with(None, &["ff"]).code(1).stderr_has("has 2 names (hard links)");
+    assert!(!db.table_exists("c"));
+}
+
 /// On a database without state tables, an application transaction holding
 /// the write lock makes pygrate wait and retry before it creates them, as a
 /// section would, rather than fail after one `lock_timeout`.
