@@ -336,6 +336,16 @@ struct Group {
     undone: usize,
 }
 
+/// The longest pause between two tries: doubling from 250 ms, the 20th
+/// retry would otherwise wait a day and a half.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
+/// The pause before retry `attempt` (from 1): `first`, doubled each time,
+/// at most `MAX_RETRY_PAUSE`.
+fn retry_pause(first: Duration, attempt: u32) -> Duration {
+    first.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(MAX_RETRY_PAUSE)
+}
+
 impl Executor<'_, '_> {
     /// Whether to retry after `error`: it is a lock timeout and retries are
     /// left. Counts the retry, reports it with `on_retry(attempt, pause)`
@@ -345,7 +355,7 @@ impl Executor<'_, '_> {
             return false;
         }
         *attempt += 1;
-        let pause = self.retry_pause * 2u32.saturating_pow(*attempt - 1);
+        let pause = retry_pause(self.retry_pause, *attempt);
         on_retry(*attempt, pause);
         !self.backend.interrupt().pause(pause)
     }
@@ -981,5 +991,17 @@ fn unlocated_reason(why: Unlocated) -> &'static str {
             "the database gave no position, and the failure did not recur when the section was run again, \
              statement by statement, in a transaction that was rolled back"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_double_up_to_a_limit() {
+        let first = Duration::from_millis(250);
+        let pauses: Vec<u128> = [1, 2, 3, 4, 8, 9, 20, 1000].map(|a| retry_pause(first, a).as_millis()).to_vec();
+        assert_eq!(pauses, [250, 500, 1000, 2000, 30_000, 30_000, 30_000, 30_000]);
     }
 }
