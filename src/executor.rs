@@ -858,9 +858,11 @@ impl Executor<'_, '_> {
         i: usize,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), Counted> {
+        if !p.no_transaction {
+            return Ok(());
+        }
         let dialect = self.backend.dialect();
-        let index = p.statements.get(i).and_then(|s| s.index_built_concurrently(dialect));
-        let Some(index) = index.filter(|_| p.no_transaction) else {
+        let Some(index) = p.statements.get(i).and_then(|s| s.index_built_concurrently(dialect)) else {
             return Ok(());
         };
         let dropped = self.cancellable(|e, _| e.backend.drop_invalid_index(&index));
